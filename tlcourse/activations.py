@@ -1,0 +1,36 @@
+"""Capture what a layer outputs, for feature-map plots and feature extraction."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+@torch.no_grad()
+def capture_activations(model: nn.Module, inputs: torch.Tensor, layers: list[str]) -> dict[str, torch.Tensor]:
+    """Run ``model(inputs)`` once and return the outputs of the named submodules (on CPU).
+
+    ``layers`` are names from ``model.named_modules()``, e.g. ``["c1", "c3"]`` for LeNet-5.
+    """
+    modules = dict(model.named_modules())
+    missing = [name for name in layers if name not in modules]
+    if missing:
+        valid = ", ".join(name for name in modules if name)
+        raise KeyError(f"No layer named {', '.join(missing)} in {type(model).__name__}; layers: {valid}")
+    captured: dict[str, torch.Tensor] = {}
+    handles = [
+        modules[name].register_forward_hook(
+            lambda _module, _inputs, output, name=name: captured.__setitem__(name, output.detach().cpu())
+        )
+        for name in layers
+    ]
+    was_training = model.training
+    model.eval()
+    try:
+        device = next(model.parameters()).device
+        model(inputs.to(device))
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    return captured

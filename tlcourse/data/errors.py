@@ -1,0 +1,15 @@
+"""Exceptions of :mod:`tlcourse.data`; their messages are written for people to read."""
+
+from __future__ import annotations
+
+
+class UnknownDatasetError(ValueError):
+    """A dataset name that is not in :data:`tlcourse.data.DATASETS`."""
+
+
+class DatasetNotAvailableError(RuntimeError):
+    """A dataset is missing and may not (offline) or could not (network error) be downloaded."""
+
+
+class DatasetIntegrityError(RuntimeError):
+    """Downloaded files do not match the checksum the course expects."""

