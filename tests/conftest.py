@@ -39,3 +39,35 @@ def shared_data_root() -> Path:
 def offline(monkeypatch: pytest.MonkeyPatch) -> None:
     """Run a test with TLCOURSE_OFFLINE=1."""
     monkeypatch.setenv("TLCOURSE_OFFLINE", "1")
+
+
+class LessonRunner:
+    """Runs each lesson at most once per test session in smoke mode (offline in CI), caching the outcome."""
+
+    def __init__(self, output: Path) -> None:
+        from tlcourse.lessons import list_lessons
+
+        self.output = output
+        self.lessons = {lesson.id: lesson for lesson in list_lessons(REPO / "notebooks")}
+        self._runs: dict = {}
+
+    def __call__(self, lesson_id: str):
+        """The :class:`tlcourse.lessons.LessonRun` of ``lesson_id`` (e.g. "04_resnet") in smoke mode on the CPU."""
+        from tlcourse.lessons import run_lesson
+
+        if lesson_id not in self._runs:
+            self._runs[lesson_id] = run_lesson(self.lessons[lesson_id], self.output, smoke=True, device="cpu")
+        return self._runs[lesson_id]
+
+    def results(self, lesson_id: str) -> dict:
+        """The results a lesson recorded; fails the test (with the error) when the lesson failed."""
+        run = self(lesson_id)
+        if not run.ok:
+            pytest.fail(f"{lesson_id} failed in smoke mode: {run.error} (see {run.output_notebook})")
+        return run.results
+
+
+@pytest.fixture(scope="session")
+def smoke_lesson(tmp_path_factory: pytest.TempPathFactory) -> LessonRunner:
+    """``smoke_lesson("01_lenet")`` -> LessonRun; ``smoke_lesson.results("01_lenet")`` -> its results dict."""
+    return LessonRunner(tmp_path_factory.mktemp("smoke_lessons"))

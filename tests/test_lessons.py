@@ -6,22 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from tlcourse.lessons import LessonRun, list_lessons, run_lesson
+from conftest import REPO, LessonRunner
+from tlcourse.lessons import list_lessons, run_lesson
 
 SMOKE_SECONDS = 60  # the lesson contract: smoke mode finishes in a minute on a 2-core CPU
-LESSONS = {lesson.id: lesson for lesson in list_lessons()}
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory: pytest.TempPathFactory) -> dict[str, LessonRun]:
-    """Each lesson run once in smoke mode, offline (CI sets TLCOURSE_OFFLINE=1)."""
-    out = tmp_path_factory.mktemp("smoke")
-    return {lesson_id: run_lesson(lesson, out, smoke=True, device="cpu") for lesson_id, lesson in LESSONS.items()}
+LESSONS = {lesson.id: lesson for lesson in list_lessons(REPO / "notebooks")}
 
 
 @pytest.mark.parametrize("lesson_id", sorted(LESSONS))
-def test_lesson_runs_in_smoke_mode_within_a_minute(smoke: dict[str, LessonRun], lesson_id: str) -> None:
-    run = smoke[lesson_id]
+def test_lesson_runs_in_smoke_mode_within_a_minute(smoke_lesson: LessonRunner, lesson_id: str) -> None:
+    run = smoke_lesson(lesson_id)
     assert run.ok, f"{lesson_id} failed: {run.error} (see {run.output_notebook})"
     assert run.seconds <= SMOKE_SECONDS, f"{lesson_id} smoke run took {run.seconds} s"
     assert run.results["smoke"] is True
@@ -29,8 +23,8 @@ def test_lesson_runs_in_smoke_mode_within_a_minute(smoke: dict[str, LessonRun], 
     assert Path(run.output_notebook).exists()
 
 
-def test_start_here_trains_and_measures(smoke: dict[str, LessonRun]) -> None:
-    results = smoke["00_start_here"].results
+def test_start_here_trains_and_measures(smoke_lesson: LessonRunner) -> None:
+    results = smoke_lesson.results("00_start_here")
     assert results["doctor_failures"] == 0
     assert results["dataset"] == "digits"
     assert results["epochs"] == 3
@@ -39,8 +33,8 @@ def test_start_here_trains_and_measures(smoke: dict[str, LessonRun]) -> None:
     assert results["train_seconds"] > 0
 
 
-def test_lenet_smoke_learns_and_counts(smoke: dict[str, LessonRun]) -> None:
-    results = smoke["01_lenet"].results
+def test_lenet_smoke_learns_and_counts(smoke_lesson: LessonRunner) -> None:
+    results = smoke_lesson.results("01_lenet")
     assert results["parameters"] == 61_706  # LeNet-5 with a fully connected C3
     assert 0.7e6 < results["flops"] < 0.9e6
     assert results["train_images"] == 1000  # 100 per class in smoke mode
