@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from tlcourse.modes import inference_mode
 
-@torch.no_grad()
+
 def capture_activations(model: nn.Module, inputs: torch.Tensor, layers: list[str]) -> dict[str, torch.Tensor]:
     """Run ``model(inputs)`` once and return the outputs of the named submodules (on CPU).
 
@@ -24,13 +25,11 @@ def capture_activations(model: nn.Module, inputs: torch.Tensor, layers: list[str
         )
         for name in layers
     ]
-    was_training = model.training
-    model.eval()
     try:
-        device = next(model.parameters()).device
-        model(inputs.to(device))
+        with inference_mode(model):
+            device = next(model.parameters()).device
+            model(inputs.to(device))
     finally:
         for handle in handles:
             handle.remove()
-        model.train(was_training)
     return captured

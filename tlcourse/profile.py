@@ -7,10 +7,9 @@ the model's device and in its dtype.
 
 from __future__ import annotations
 
-import contextlib
 import statistics
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +18,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from tlcourse.device import get_device, synchronize
+from tlcourse.modes import inference_mode
 
 __all__ = [
     "LatencyResult",
@@ -55,19 +55,6 @@ def _example(model: nn.Module, inputs_or_shape: InputsOrShape) -> torch.Tensor:
     return torch.randn(shape, device=device, dtype=dtype)
 
 
-@contextlib.contextmanager
-def _inference(model: nn.Module) -> Iterator[None]:
-    """Eval mode and no_grad; afterwards every submodule gets its own train/eval flag back."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        for m, training in modes:
-            m.training = training
-
-
 def count_flops(model: nn.Module, inputs_or_shape: InputsOrShape) -> int:
     """FLOPs of one forward pass, counted by ``torch.utils.flop_counter.FlopCounterMode``.
 
@@ -78,7 +65,7 @@ def count_flops(model: nn.Module, inputs_or_shape: InputsOrShape) -> int:
     under ``no_grad`` and restores the model's mode.
     """
     x = _example(model, inputs_or_shape)
-    with _inference(model):
+    with inference_mode(model):
         counter = FlopCounterMode(display=False)
         with counter:
             model(x)
@@ -121,7 +108,7 @@ def measure_latency(
     model.to(dev)
     x = _example(model, inputs_or_shape)
     times: list[float] = []
-    with _inference(model):
+    with inference_mode(model):
         for _ in range(warmup):
             model(x)
         for _ in range(repeats):
@@ -195,7 +182,7 @@ def trace_shapes(model: nn.Module, inputs_or_shape: InputsOrShape, depth: int = 
     try:
         for name, module in _modules_at_depth(model, depth):
             handles.append(module.register_forward_hook(hook_for(name, module)))
-        with _inference(model):
+        with inference_mode(model):
             model(x)
     finally:
         for handle in handles:

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from tlcourse.callbacks import Callback, TrainState, resolve_mode
 from tlcourse.device import get_device, peak_memory_mb, reset_peak_memory
+from tlcourse.modes import inference_mode
 
 __all__ = ["EpochRecord", "EvalResult", "History", "evaluate", "fit"]
 
@@ -224,19 +225,6 @@ def _prepare_model(model: nn.Module, precision: _Precision) -> nn.Module:
     return model
 
 
-@contextlib.contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Eval mode and no_grad, restoring every submodule's own train/eval flag afterwards."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        for m, training in modes:
-            m.training = training
-
-
 def _eval_sums(
     model: nn.Module,
     loader: Iterable[Any],
@@ -251,7 +239,7 @@ def _eval_sums(
     n_seen = 0
     logits: list[torch.Tensor] = []
     labels: list[torch.Tensor] = []
-    with _eval_mode(model):
+    with inference_mode(model):
         for batch in loader:
             inputs, targets = precision.batch(batch)
             with precision.autocast():
