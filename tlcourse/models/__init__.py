@@ -1,5 +1,34 @@
 """Networks of the course, each assembled from small blocks and a configuration."""
 
+from tlcourse.models.efficientnet import (
+    EFFICIENTNET_LITE_VARIANTS,
+    LITE_STAGES,
+    EfficientNetLite,
+    efficientnet_lite,
+    efficientnet_lite0,
+    lite_transform,
+    load_packaged_weights,
+)
 from tlcourse.models.lenet import LENET_VARIANTS, LeNet5, lenet5
+from tlcourse.models.mobilenet import ConvBNAct, DepthwiseSeparableConv, MBConv, SamePad2d
+from tlcourse.models.vit import (
+    VIT_CONFIGS,
+    EncoderBlock,
+    MultiHeadSelfAttention,
+    PatchEmbedding,
+    VisionTransformer,
+    ViTBaselineCNN,
+    ViTConfig,
+    attention_rollout,
+    cls_attention,
+    vit,
+)
 
-__all__ = ["LENET_VARIANTS", "LeNet5", "lenet5"]
+__all__ = [
+    "EFFICIENTNET_LITE_VARIANTS", "LITE_STAGES", "EfficientNetLite", "efficientnet_lite", "efficientnet_lite0",
+    "lite_transform", "load_packaged_weights",
+    "LENET_VARIANTS", "LeNet5", "lenet5",
+    "ConvBNAct", "DepthwiseSeparableConv", "MBConv", "SamePad2d",
+    "VIT_CONFIGS", "EncoderBlock", "MultiHeadSelfAttention", "PatchEmbedding", "VisionTransformer", "ViTBaselineCNN",
+    "ViTConfig", "attention_rollout", "cls_attention", "vit",
+]
