@@ -1,5 +1,17 @@
 """Networks of the course, each assembled from small blocks and a configuration."""
 
+from tlcourse.models.alexnet_vgg import (
+    ALEXNET_CONFIGS,
+    VGG_CONFIGS,
+    AlexNet,
+    AlexNetConfig,
+    ConvBlock,
+    ConvSpec,
+    ConvStack,
+    VGG,
+    small_alexnet,
+    small_vgg,
+)
 from tlcourse.models.efficientnet import (
     EFFICIENTNET_LITE_VARIANTS,
     LITE_STAGES,
@@ -9,6 +21,7 @@ from tlcourse.models.efficientnet import (
     lite_transform,
     load_packaged_weights,
 )
+from tlcourse.models.inception import GOOGLENET_INCEPTIONS, GoogLeNet, Inception, InceptionSpec, small_googlenet
 from tlcourse.models.lenet import LENET_VARIANTS, LeNet5, lenet5
 from tlcourse.models.mobilenet import ConvBNAct, DepthwiseSeparableConv, MBConv, SamePad2d
 from tlcourse.models.vit import (
@@ -25,6 +38,9 @@ from tlcourse.models.vit import (
 )
 
 __all__ = [
+    "ALEXNET_CONFIGS", "VGG_CONFIGS", "AlexNet", "AlexNetConfig", "ConvBlock", "ConvSpec", "ConvStack", "VGG",
+    "small_alexnet", "small_vgg",
+    "GOOGLENET_INCEPTIONS", "GoogLeNet", "Inception", "InceptionSpec", "small_googlenet",
     "EFFICIENTNET_LITE_VARIANTS", "LITE_STAGES", "EfficientNetLite", "efficientnet_lite", "efficientnet_lite0",
     "lite_transform", "load_packaged_weights",
     "LENET_VARIANTS", "LeNet5", "lenet5",
