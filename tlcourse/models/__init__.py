@@ -24,6 +24,19 @@ from tlcourse.models.efficientnet import (
 from tlcourse.models.inception import GOOGLENET_INCEPTIONS, GoogLeNet, Inception, InceptionSpec, small_googlenet
 from tlcourse.models.lenet import LENET_VARIANTS, LeNet5, lenet5
 from tlcourse.models.mobilenet import ConvBNAct, DepthwiseSeparableConv, MBConv, SamePad2d
+from tlcourse.models.resnet import (
+    RESNET_CONFIGS,
+    BasicBlock,
+    Bottleneck,
+    ResNet,
+    ResNetConfig,
+    resnet,
+    resnet18,
+    resnet34,
+    resnet50,
+    resnet_small,
+    without_normalization,
+)
 from tlcourse.models.vit import (
     VIT_CONFIGS,
     EncoderBlock,
@@ -45,6 +58,8 @@ __all__ = [
     "lite_transform", "load_packaged_weights",
     "LENET_VARIANTS", "LeNet5", "lenet5",
     "ConvBNAct", "DepthwiseSeparableConv", "MBConv", "SamePad2d",
+    "RESNET_CONFIGS", "BasicBlock", "Bottleneck", "ResNet", "ResNetConfig", "resnet", "resnet18", "resnet34",
+    "resnet50", "resnet_small", "without_normalization",
     "VIT_CONFIGS", "EncoderBlock", "MultiHeadSelfAttention", "PatchEmbedding", "VisionTransformer", "ViTBaselineCNN",
     "ViTConfig", "attention_rollout", "cls_attention", "vit",
 ]
