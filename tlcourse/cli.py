@@ -57,6 +57,29 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if all(run.ok for run in runs) else 1
 
 
+def _assignments(args: argparse.Namespace) -> int:
+    from tlcourse import grading
+
+    root = Path(args.root)
+    try:
+        names = args.names or None
+        if args.action == "generate":
+            for folder in grading.generate_assignments(root, names):
+                print(f"generated {folder}")
+            return 0
+        result = grading.check_assignments(root, names)
+    except (FileNotFoundError, grading.GenerationError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if result.ok:
+        print(f"assignments/ matches a fresh generation from solutions/ ({', '.join(result.assignments)})")
+        return 0
+    print("assignments/ differs from a fresh generation; run `tlcourse assignments generate`:", file=sys.stderr)
+    for line in result.differences:
+        print(f"  {line}", file=sys.stderr)
+    return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``tlcourse`` command."""
     parser = argparse.ArgumentParser(prog="tlcourse", description="Transfer-learning course: check, prefetch, run lessons.")
@@ -80,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--notebooks", default=None, help="lessons folder (default: ./notebooks)")
     run.add_argument("--timeout", type=int, default=None, help="seconds allowed per cell")
     run.set_defaults(handler=_run)
+
+    assignments = sub.add_parser("assignments", help="graded assignments: generate student versions, check them")
+    assignments.add_argument("action", choices=["generate", "check"], help="generate: solutions/ -> assignments/; check: compare")
+    assignments.add_argument("names", nargs="*", metavar="ASSIGNMENT", help="e.g. a01_lenet (default: all)")
+    assignments.add_argument("--root", default=".", help="course root holding nbgrader_config.py (default: .)")
+    assignments.set_defaults(handler=_assignments)
     return parser
 
 
