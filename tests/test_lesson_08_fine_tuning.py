@@ -1,0 +1,199 @@
+"""Lesson 08: fine-tuning Lite0 on ants vs bees, and the learning-rate range test of tlcourse.lr_finder."""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from conftest import REPO, LessonRunner
+from tlcourse.lessons import list_lessons, run_lesson
+from tlcourse.lr_finder import LRFinderResult, lr_range_test, suggest_lr
+from tlcourse.transfer import stage_lrs
+
+LESSON = "08_fine_tuning"
+LESSONS = {lesson.id: lesson for lesson in list_lessons(REPO / "notebooks")}
+LITE0_2_CLASSES = 4_652_008 - 1_281_000 + 1280 * 2 + 2  # Lite0 with a two-class head
+
+
+# ---------------------------------------------------------------- the lesson, smoke mode
+
+
+def test_smoke_run_records_every_experiment(smoke_lesson: LessonRunner) -> None:
+    r = smoke_lesson.results(LESSON)
+    assert r["dataset"] == "hymenoptera" and r["smoke"] is True and r["backbone"] == "efficientnet_lite0"
+    assert r["train_images"] == 8 and r["val_images"] == 8  # 4 per class in smoke mode
+    for name in ("baseline", "uniform_lr", "bn_updated", "augmentation"):
+        run = r["runs"][name]
+        assert len(run["history"]["records"]) == r["epochs"], name
+        assert 0.0 <= run["val_acc"] <= 1.0 and math.isfinite(run["val_loss"]), name
+    assert set(r["comparison"]["fine_tuning"]) == {
+        "progressive unfreezing", "all at once, spread lrs", "all at once, one lr",
+        "BN statistics updated", "augmentation", "final recipe (early stopping)",
+    }  # fmt: skip
+    best = r["comparison"]["best_fine_tuning_acc"]
+    assert best == max(r["comparison"]["fine_tuning"].values())
+    assert r["comparison"]["target_met"] == (best >= r["comparison"]["feature_extraction_acc"])
+    assert str(r["fe_resolution"]) in r["feature_extraction"] and str(r["resolution"]) in r["feature_extraction"]
+
+
+def test_progressive_unfreezing_trains_more_at_each_phase(smoke_lesson: LessonRunner) -> None:
+    r = smoke_lesson.results(LESSON)
+    phases = r["progressive"]
+    assert [p["phase"][:2] for p in phases] == ["1.", "2.", "3."]
+    trainable = [p["trainable"] for p in phases]
+    assert trainable[0] == 1280 * 2 + 2  # the head alone
+    assert trainable[0] < trainable[1] < trainable[2] == LITE0_2_CLASSES
+    assert r["stage_names"][r["top_from"]] == "features.stage6"
+    n = len(r["stage_names"])
+    # phase 2 optimises only the top stages, with the rates those stages get in the full spread
+    spread = stage_lrs(n, r["lr"], spread=r["lr_spread"])
+    assert phases[1]["lrs"] == pytest.approx(spread[r["top_from"] :])
+    assert phases[2]["lrs"] == pytest.approx(spread)
+
+
+def test_param_groups_carry_the_intended_learning_rates(smoke_lesson: LessonRunner) -> None:
+    r = smoke_lesson.results(LESSON)
+    lr, spread, names = r["lr"], r["lr_spread"], r["stage_names"]
+    groups = r["layerwise_groups"]
+    assert [name for name, _ in groups["spread"]] == names
+    spread_lrs = [v for _, v in groups["spread"]]
+    assert spread_lrs[-1] == pytest.approx(lr) and spread_lrs[0] == pytest.approx(lr / spread)
+    ratios = [b / a for a, b in zip(spread_lrs, spread_lrs[1:])]
+    assert ratios == pytest.approx([spread ** (1 / (len(names) - 1))] * len(ratios))  # geometric
+    decay_lrs = [v for _, v in groups["decay"]]
+    assert decay_lrs[-1] == pytest.approx(lr)
+    assert [b / a for a, b in zip(decay_lrs, decay_lrs[1:])] == pytest.approx([2.0] * (len(names) - 1))
+    assert [name for name, _ in groups["top_only"]] == names[r["top_from"] :]
+    # the runs really used them
+    assert r["runs"]["baseline"]["lrs"] == pytest.approx(spread_lrs)
+    assert r["runs"]["uniform_lr"]["lrs"] == pytest.approx([lr] * len(names))
+    assert r["final"]["lrs"] == pytest.approx(spread_lrs)
+
+
+def test_batch_norm_statistics_frozen_or_updated(smoke_lesson: LessonRunner) -> None:
+    runs = smoke_lesson.results(LESSON)["runs"]
+    assert runs["baseline"]["bn_stats_changed"] is False  # frozen: the ImageNet running mean is untouched
+    assert runs["augmentation"]["bn_stats_changed"] is False
+    assert runs["bn_updated"]["bn_stats_changed"] is True
+
+
+def test_early_stopping_restores_the_best_epoch(smoke_lesson: LessonRunner) -> None:
+    f = smoke_lesson.results(LESSON)["final"]
+    records = f["history"]["records"]
+    assert 1 <= f["epochs_run"] == len(records) <= f["max_epochs"]
+    losses = [rec["val_loss"] for rec in records]
+    assert f["best_epoch"] == 1 + losses.index(min(losses))
+    assert f["best_val_loss"] == pytest.approx(min(losses))
+    # the weights evaluated after training are the best epoch's, not the last one's
+    assert f["restored_val_loss"] == pytest.approx(f["best_val_loss"], abs=1e-4)
+    assert f["restored_val_acc"] == pytest.approx(f["best_epoch_val_acc"])
+
+
+def test_range_test_and_schedules(smoke_lesson: LessonRunner) -> None:
+    r = smoke_lesson.results(LESSON)
+    sweep = r["range_test"]
+    lrs = sweep["lrs"]
+    assert lrs[0] == pytest.approx(1e-6) and all(b > a for a, b in zip(lrs, lrs[1:]))
+    assert len(lrs) == len(sweep["losses"]) == len(sweep["smoothed"]) >= 2
+    assert lrs[0] <= sweep["suggestion"] <= lrs[-1] and sweep["suggestion"] <= sweep["min_loss_lr"]
+    assert sweep["restored"] is True
+    assert sweep["group_ratios"][-1] == 1.0 and sweep["group_ratios"][0] == pytest.approx(1 / r["lr_spread"])
+    for name, schedule in r["schedules"].items():
+        peak = max(schedule)
+        assert schedule[0] < peak / 5, name  # warm-up: starts low
+        assert peak == pytest.approx(r["lr"], rel=0.05), name
+        assert schedule[-1] < peak / 5, name  # anneals
+
+
+@pytest.mark.long  # about 9 minutes on a 2-core CPU: run with `pytest -m long`
+def test_full_mode_fine_tuning_against_feature_extraction(tmp_path: Path) -> None:
+    run = run_lesson(LESSONS[LESSON], tmp_path, smoke=False, device="cpu")
+    assert run.ok, f"{run.error} (see {run.output_notebook})"
+    r = run.results
+    assert r["train_images"] == 244 and r["val_images"] == 153
+    c = r["comparison"]
+    assert c["feature_extraction_acc"] >= 0.92
+    assert c["best_fine_tuning_acc"] >= 0.9  # fine-tuning keeps what the pretrained network knew
+    assert r["final"]["restored_val_loss"] == pytest.approx(r["final"]["best_val_loss"], abs=1e-4)
+
+
+# ---------------------------------------------------------------- tlcourse.lr_finder, directly
+
+
+def _problem(seed: int = 0) -> tuple[nn.Module, DataLoader]:
+    torch.manual_seed(seed)
+    x = torch.randn(256, 10)
+    y = (x @ torch.randn(10, 3)).argmax(1)
+    loader = DataLoader(TensorDataset(x, y), batch_size=32, shuffle=True, generator=torch.Generator().manual_seed(seed))
+    model = nn.Sequential(nn.Linear(10, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 3))
+    return model, loader
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return isinstance(b, (list, tuple)) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def test_lr_range_test_restores_model_and_optimizer() -> None:
+    model, loader = _problem()
+    optimizer = torch.optim.AdamW(
+        [{"params": model[0].parameters(), "lr": 1e-4}, {"params": [*model[1].parameters(), *model[3].parameters()]}],
+        lr=1e-3,
+    )
+    for x, y in list(loader)[:3]:  # some optimizer state (moments, step counts) to protect
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    model.eval()
+    model_before = copy.deepcopy(model.state_dict())
+    optimizer_before = copy.deepcopy(optimizer.state_dict())
+    result = lr_range_test(model, loader, optimizer=optimizer, start_lr=1e-5, end_lr=1.0, steps=30, device="cpu")
+    assert isinstance(result, LRFinderResult) and len(result.lrs) >= 2
+    assert _same(model.state_dict(), model_before)  # weights and batch-norm statistics
+    assert _same(optimizer.state_dict(), optimizer_before)  # moments, steps and both groups' lrs
+    assert [g["lr"] for g in optimizer.param_groups] == [1e-4, 1e-3]
+    assert result.group_ratios == pytest.approx([0.1, 1.0])
+    assert model.training is False
+
+
+def test_lr_range_test_sweeps_exponentially_and_suggests_inside_the_sweep() -> None:
+    model, loader = _problem(1)
+    result = lr_range_test(model, loader, start_lr=1e-5, end_lr=1e-2, steps=25, device="cpu")
+    assert len(result.lrs) == 25 and not result.stopped_early  # more steps than the loader has: it restarts
+    assert result.lrs[0] == pytest.approx(1e-5) and result.lrs[-1] == pytest.approx(1e-2)
+    ratios = [b / a for a, b in zip(result.lrs, result.lrs[1:])]
+    assert ratios == pytest.approx([1000 ** (1 / 24)] * 24)
+    assert result.lrs[0] <= result.suggestion <= result.lrs[-1]
+    assert result.losses[-1] < result.losses[0]  # the loss falls over this (stable) range
+
+
+def test_lr_range_test_stops_when_the_loss_diverges() -> None:
+    model, loader = _problem(2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    result = lr_range_test(model, loader, optimizer=optimizer, start_lr=1e-4, end_lr=1e4, steps=200, device="cpu")
+    assert result.stopped_early and len(result.lrs) < 200
+    assert result.lrs[0] <= result.suggestion <= result.min_loss_lr < result.lrs[-1]
+    assert optimizer.param_groups[0]["lr"] == 0.1
+
+
+def test_suggest_lr_on_a_known_curve() -> None:
+    lrs = [10 ** (-6 + 6 * i / 60) for i in range(61)]
+    # a valley with its minimum at 1e-2, steepest descent below it
+    smoothed = [(math.log10(lr) + 2) ** 2 if lr <= 1e-2 else 10 * (math.log10(lr) + 2) ** 2 for lr in lrs]
+    suggestion, min_lr, steepest = suggest_lr(lrs, smoothed)
+    assert min_lr == pytest.approx(1e-2) and suggestion == pytest.approx(1e-3)
+    assert steepest < min_lr
+    assert suggest_lr([1e-3, 1e-2], [0.5, 1.0])[0] == 1e-3  # never below the sweep
+    with pytest.raises(ValueError):
+        lr_range_test(nn.Linear(2, 2), [], start_lr=1.0, end_lr=0.1)
