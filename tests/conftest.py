@@ -5,10 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-# Before anything imports torch: see tlcourse/__init__.py.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import pytest  # noqa: E402
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}

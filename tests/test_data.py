@@ -327,8 +327,10 @@ def test_loader_kwargs(monkeypatch: pytest.MonkeyPatch) -> None:
     assert loader_kwargs("cpu")["num_workers"] == 4 and loader_kwargs("cpu")["persistent_workers"] is True
     monkeypatch.setattr(loaders_module.os, "cpu_count", lambda: 1)
     assert loader_kwargs("cpu")["num_workers"] == 0 and loader_kwargs("cpu")["persistent_workers"] is False
-    monkeypatch.setattr(loaders_module.os, "cpu_count", lambda: 3)
-    for platform, workers in (("linux", 2), ("win32", 0), ("darwin", 0)):
+    monkeypatch.setattr(loaders_module.os, "cpu_count", lambda: 2)  # no core to spare for a worker
+    assert loader_kwargs("cpu")["num_workers"] == 0
+    monkeypatch.setattr(loaders_module.os, "cpu_count", lambda: 6)
+    for platform, workers in (("linux", 3), ("win32", 0), ("darwin", 0)):
         monkeypatch.setattr(loaders_module, "_platform", lambda p=platform: p)
         assert loader_kwargs("cpu")["num_workers"] == workers
     bundle = load("digits", num_workers=0, device="cpu")

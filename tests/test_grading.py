@@ -18,13 +18,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import nbformat
 import pytest
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import nbformat  # noqa: E402
-
-from tlcourse import grading  # noqa: E402
+from tlcourse import grading
 
 REPO = Path(__file__).resolve().parents[1]
 ASSIGNMENTS = grading.list_assignments(REPO)
