@@ -297,12 +297,8 @@ def resnet_small(
         raise ValueError(f"depth must be 6n + 2 with n >= 1 (8, 14, 20, 32, 44, 56, 110...), got {depth}.")
     n = (depth - 2) // 6
     config = ResNetConfig("basic", (n,) * len(widths), tuple(widths), stem="cifar")
-    return ResNet(
-        config,
-        in_channels=in_channels,
-        num_classes=num_classes,
-        residual=residual,
-        zero_init_residual=zero_init_residual,
+    return resnet(
+        config, in_channels=in_channels, num_classes=num_classes, residual=residual, zero_init_residual=zero_init_residual
     )
 
 
