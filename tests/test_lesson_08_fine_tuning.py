@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
 from pathlib import Path
 
 import pytest
@@ -176,6 +177,26 @@ def test_lr_range_test_sweeps_exponentially_and_suggests_inside_the_sweep() -> N
     assert ratios == pytest.approx([1000 ** (1 / 24)] * 24)
     assert result.lrs[0] <= result.suggestion <= result.lrs[-1]
     assert result.losses[-1] < result.losses[0]  # the loss falls over this (stable) range
+
+
+def test_lr_range_test_reads_losses_once_per_window_not_per_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    model, loader = _problem()
+    reads = {"item": 0, "tolist": 0}
+    item, tolist = torch.Tensor.item, torch.Tensor.tolist
+
+    def counted(name, original):
+        def wrapper(self, *args, **kwargs):  # count reads made by lr_finder itself, not by torch's internals
+            if sys._getframe(1).f_code.co_filename.endswith("lr_finder.py"):
+                reads[name] += 1
+            return original(self, *args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(torch.Tensor, "item", counted("item", item))
+    monkeypatch.setattr(torch.Tensor, "tolist", counted("tolist", tolist))
+    result = lr_range_test(model, loader, start_lr=1e-5, end_lr=1e-2, steps=40, check_every=10, device="cpu")
+    monkeypatch.undo()
+    assert len(result.losses) == 40
+    assert reads["item"] == 0 and reads["tolist"] <= 4, reads  # 40 steps, one read per window of 10
 
 
 def test_lr_range_test_stops_when_the_loss_diverges() -> None:

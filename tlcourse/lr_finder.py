@@ -133,6 +133,7 @@ def lr_range_test(
     steps: int = 100,
     beta: float = 0.9,
     diverge: float = 4.0,
+    check_every: int = 10,
     device: str | torch.device = "auto",
 ) -> LRFinderResult:
     """Sweep the learning rate exponentially from ``start_lr`` to ``end_lr`` over ``steps`` mini-batches.
@@ -142,12 +143,15 @@ def lr_range_test(
     restarted when it runs out. The loss is smoothed with an exponential moving average (``beta``);
     the test stops when the smoothed loss exceeds ``diverge`` times its minimum (or is not finite).
     Afterwards the model's state dict and train/eval mode and the optimizer's state dict are restored.
-    Reads the loss back from the device once per step (the stop test needs it).
+    Losses stay on the device and are read back once every ``check_every`` steps (not per batch);
+    the divergence test then runs on that window, and the result ends at the first diverging step.
     """
     if not 0 < start_lr < end_lr:
         raise ValueError("need 0 < start_lr < end_lr")
     if steps < 2:
         raise ValueError("steps must be >= 2")
+    if check_every < 1:
+        raise ValueError("check_every must be >= 1")
     dev = get_device(device)
     model.to(dev)
     if optimizer is None:
@@ -173,29 +177,41 @@ def lr_range_test(
     losses: list[float] = []
     smoothed: list[float] = []
     average, best, stopped = 0.0, math.inf, False
+    pending: list[torch.Tensor] = []  # this window's losses, still on the device
     start = time.perf_counter()
+
+    def read_window() -> bool:
+        """Read the pending losses back at once and run the stop test; True when the sweep diverged."""
+        nonlocal average, best
+        values = torch.stack(pending).float().tolist()  # one sync per window
+        pending.clear()
+        for value in values:
+            step = len(losses)
+            average = beta * average + (1 - beta) * value
+            current = average / (1 - beta ** (step + 1))
+            lrs.append(start_lr * growth**step)
+            losses.append(value)
+            smoothed.append(current)
+            if not math.isfinite(current) or (step > 0 and current > diverge * best):
+                return True
+            best = min(best, current)
+        return False
+
     try:
         model.train()
         batches = _batches(train_loader)
         for step in range(steps):
             inputs, targets = next(batches)[:2]
             inputs, targets = inputs.to(dev), targets.to(dev)
-            lr = start_lr * growth**step
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(model(inputs), targets)
             loss.backward()
             optimizer.step()
             schedule.step()
-            value = float(loss.item())
-            average = beta * average + (1 - beta) * value
-            current = average / (1 - beta ** (step + 1))
-            lrs.append(lr)
-            losses.append(value)
-            smoothed.append(current)
-            if not math.isfinite(current) or (step > 0 and current > diverge * best):
-                stopped = step < steps - 1
+            pending.append(loss.detach())
+            if (len(pending) == check_every or step == steps - 1) and read_window():
+                stopped = len(losses) < steps
                 break
-            best = min(best, current)
     finally:
         model.load_state_dict(saved_model)
         optimizer.load_state_dict(saved_optimizer)
