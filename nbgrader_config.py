@@ -2,10 +2,15 @@
 
 Layout (nbgrader's names -> ours):
 
-* source directory  ``solutions/<assignment>/``   instructor versions: solutions and hidden tests
+* source directory  ``solutions/<assignment>/``   the public self-study key: solutions and hidden tests
 * release directory ``assignments/<assignment>/`` student versions, made by ``tlcourse assignments generate``
 * ``submitted/``, ``autograded/``, ``feedback/`` and ``gradebook.db`` appear next to this file while grading
   (they hold student work: never commit them)
+
+To grade for credit, make a private course folder outside this repository (``tlcourse instructor init DIR``):
+its own ``nbgrader_config.py`` calls the same :func:`tlcourse.grading.config.configure`.
+
+Every autograde runs each submission in the grading sandbox (bubblewrap; see README, "Grading safely").
 
 Environment variables:
 
@@ -14,36 +19,14 @@ Environment variables:
   when instructor and students share one machine and one account. For a shared classroom server point it at a
   folder every account can write (``mkdir -m 777 /srv/tlcourse_exchange``).
 * ``TLCOURSE_GRADING_TIMEOUT``: seconds one cell may run while autograding or validating (default 180).
+* ``TLCOURSE_GRADING_MEMORY`` (default 4G), ``TLCOURSE_GRADING_PROCESSES`` (64),
+  ``TLCOURSE_GRADING_NOTEBOOK_TIMEOUT`` (900 s): the limits of one graded submission.
 * ``NBGRADER_EXECUTION``: set by nbgrader itself ("autograde" or "validate") while it executes a notebook;
   the assignments read it to shorten their heavy cells (fewer training epochs).
 """
 
-import os
 from pathlib import Path
 
-c = get_config()  # noqa: F821 (defined by traitlets when it loads this file)
+from tlcourse.grading.config import configure
 
-HERE = Path(__file__).resolve().parent
-
-c.CourseDirectory.course_id = "tlcourse"
-c.CourseDirectory.root = str(HERE)
-c.CourseDirectory.source_directory = "solutions"
-c.CourseDirectory.release_directory = "assignments"
-
-
-def _exchange_root() -> Path:
-    if os.environ.get("TLCOURSE_EXCHANGE"):
-        return Path(os.environ["TLCOURSE_EXCHANGE"]).expanduser()
-    from tlcourse.config import cache_dir  # TLCOURSE_CACHE, else the platform's user cache
-
-    return cache_dir() / "nbgrader_exchange"
-
-
-_exchange = _exchange_root()
-_exchange.mkdir(parents=True, exist_ok=True)  # nbgrader requires a pre-existing exchange
-c.Exchange.root = str(_exchange)
-c.Exchange.path_includes_course = True
-
-# The heaviest graded cell trains LeNet-5 for 5 epochs on 3,500 digits under NBGRADER_EXECUTION:
-# about 15 s on a busy 2-core CPU. 180 s leaves a 10x margin and still stops an endless loop.
-c.ExecutePreprocessor.timeout = int(os.environ.get("TLCOURSE_GRADING_TIMEOUT", "180"))
+configure(get_config(), Path(__file__).resolve().parent, source="solutions", release="assignments")  # noqa: F821

@@ -1,8 +1,9 @@
-"""The ``tlcourse`` command: ``doctor``, ``download`` and ``run``."""
+"""The ``tlcourse`` command: ``doctor``, ``download``, ``run``, ``assignments``, ``grade`` and ``instructor``."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -80,6 +81,77 @@ def _assignments(args: argparse.Namespace) -> int:
     return 1
 
 
+def _grade(args: argparse.Namespace) -> int:
+    from nbgrader.api import Gradebook, MissingEntry
+
+    from tlcourse.grading import grade
+    from tlcourse.grading.assignments import CONFIG_FILE, course_config
+    from tlcourse.grading.sandbox import sandbox_problem
+
+    root = Path(args.root).resolve()
+    if not (root / CONFIG_FILE).is_file():
+        print(f"error: no {CONFIG_FILE} in {root}: run this from the course folder (or pass --root)", file=sys.stderr)
+        return 2
+    if not args.unsandboxed:
+        problem = sandbox_problem()
+        if problem:
+            print(f"error: refusing to grade without a sandbox: {problem}", file=sys.stderr)
+            return 2
+    with Gradebook(grade._db_url(course_config(root)), course_id=grade._course_id()) as gb:
+        try:
+            gb.find_assignment(args.assignment)
+        except MissingEntry:
+            known = ", ".join(a.name for a in gb.assignments) or "none"
+            print(
+                f"error: {args.assignment} is not in the gradebook of {root} (recorded: {known}); record it once with "
+                f"`nbgrader generate_assignment {args.assignment} --force`",
+                file=sys.stderr,
+            )
+            return 2
+    students = args.students or grade.list_submissions(root, args.assignment)
+    if not students:
+        print(f"error: no submissions in {root / 'submitted'}/*/{args.assignment}/", file=sys.stderr)
+        return 2
+    options = []
+    if args.unsandboxed:
+        options.append("--SandboxedExecute.unsandboxed=True")
+    for flag, trait in (("memory", "memory_limit"), ("processes", "process_limit"), ("notebook_timeout", "notebook_timeout")):
+        if getattr(args, flag) is not None:
+            options.append(f"--SandboxedExecute.{trait}={getattr(args, flag)}")
+    if args.timeout is not None:
+        options.append(f"--ExecutePreprocessor.timeout={args.timeout}")
+    jobs = args.jobs or os.cpu_count() or 1
+    print(f"Grading {len(students)} submission(s) of {args.assignment} with {jobs} worker(s), "
+          f"{'WITHOUT the sandbox' if args.unsandboxed else 'each in the sandbox'}", flush=True)
+    outcomes = grade.grade_class(root, args.assignment, students, jobs=jobs, options=options, progress=not args.quiet)
+    print()
+    print(grade.summary_table(outcomes))
+    failed = [o.student for o in outcomes if not o.graded]
+    if failed:
+        print(f"\n{len(failed)} submission(s) could not be graded: {', '.join(failed)} (rerun with --student-log for nbgrader's log)", file=sys.stderr)
+        if args.student_log:
+            for o in outcomes:
+                if not o.graded:
+                    print(f"\n===== {o.student} =====\n{o.log[-5000:]}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _instructor(args: argparse.Namespace) -> int:
+    from tlcourse.grading.instructor import init_private_course
+
+    try:
+        course = init_private_course(args.folder, args.root, args.term_seed)
+    except (ValueError, FileExistsError, FileNotFoundError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"Private grading folder ready: {course.root}")
+    print(f"  term seed {course.term_seed} written into {course.seeded_cells} hidden-test blocks of {len(course.assignments)} assignments")
+    print(f"  source/ (solutions and hidden tests), release/, gradebook.db with {', '.join(course.assignments)} recorded")
+    print(f"  next: cd {course.root}; collect submissions into submitted/<student>/<assignment>/; tlcourse grade <assignment>")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``tlcourse`` command."""
     parser = argparse.ArgumentParser(prog="tlcourse", description="Transfer-learning course: check, prefetch, run lessons.")
@@ -109,6 +181,32 @@ def build_parser() -> argparse.ArgumentParser:
     assignments.add_argument("names", nargs="*", metavar="ASSIGNMENT", help="e.g. a01_lenet (default: all)")
     assignments.add_argument("--root", default=".", help="course root holding nbgrader_config.py (default: .)")
     assignments.set_defaults(handler=_assignments)
+
+    grade = sub.add_parser(
+        "grade", help="autograde submissions in parallel, each in the sandbox, and print a summary",
+        description="Autograde submitted/<student>/ASSIGNMENT/ with nbgrader, each submission in the grading sandbox "
+        "(bubblewrap: no network, nothing of the course visible), under memory, process and time limits.",
+    )
+    grade.add_argument("assignment", metavar="ASSIGNMENT", help="e.g. a01_lenet")
+    grade.add_argument("students", nargs="*", metavar="STUDENT", help="student ids (default: every submission)")
+    grade.add_argument("--jobs", "-j", type=int, default=None, help="parallel workers (default: the number of cores)")
+    grade.add_argument("--root", default=".", help="course folder holding nbgrader_config.py (default: .)")
+    grade.add_argument("--memory", default=None, help="memory of one submission, e.g. 4G (default: 4G)")
+    grade.add_argument("--processes", type=int, default=None, help="processes of one submission (default: 64)")
+    grade.add_argument("--notebook-timeout", type=int, default=None, help="seconds for one whole notebook (default: 900)")
+    grade.add_argument("--timeout", type=int, default=None, help="seconds for one cell (default: 180)")
+    grade.add_argument("--unsandboxed", action="store_true", help="grade without the sandbox (trusted notebooks only)")
+    grade.add_argument("--quiet", action="store_true", help="no progress bar")
+    grade.add_argument("--student-log", action="store_true", help="print nbgrader's log of submissions that failed")
+    grade.set_defaults(handler=_grade)
+
+    instructor = sub.add_parser("instructor", help="the instructor's private grading folder")
+    instructor_sub = instructor.add_subparsers(dest="action", required=True)
+    init = instructor_sub.add_parser("init", help="make a private grading folder with this term's hidden tests")
+    init.add_argument("folder", metavar="DIR", help="a new folder outside the public repository")
+    init.add_argument("--root", default=".", help="the public course (default: .)")
+    init.add_argument("--term-seed", type=int, default=None, help="seed of this term's hidden-test cases (default: random)")
+    init.set_defaults(handler=_instructor)
     return parser
 
 

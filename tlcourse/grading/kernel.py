@@ -1,0 +1,100 @@
+"""A Jupyter kernel manager that starts each kernel in the grading sandbox, under the grading limits."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import psutil
+from jupyter_client.manager import AsyncKernelManager
+
+from tlcourse.grading.limits import Limits
+from tlcourse.grading.sandbox import Sandbox, SandboxUnavailableError, sandbox_problem
+from tlcourse.grading.watchdog import Watchdog
+
+__all__ = ["SandboxKernelManager", "kill_tree"]
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL ``pid`` and every process below it (the sandbox's PID namespace dies with its first process)."""
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    for process in processes:
+        try:
+            process.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
+class SandboxKernelManager(AsyncKernelManager):
+    """Starts the kernel inside :class:`~tlcourse.grading.sandbox.Sandbox`, talking over Unix sockets.
+
+    The grading preprocessor sets ``limits``, ``hidden``, ``threads`` and ``sandboxed`` before the kernel
+    starts. When the watchdog stops the kernel, ``stop_reason`` says why ("more than 4 GiB of memory").
+    """
+
+    limits: Limits = Limits()
+    hidden: tuple[Path, ...] = ()
+    threads: int | None = None
+    sandboxed: bool = True
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.stop_reason: str | None = None
+        self.runtime_dir: Path | None = None
+        self.watchdog: Watchdog | None = None
+
+    async def _async_pre_start_kernel(self, **kw: Any) -> Any:
+        if self.sandboxed:
+            problem = sandbox_problem()
+            if problem:
+                raise SandboxUnavailableError(f"refusing to grade without a sandbox: {problem}")
+        # A short private folder: Unix socket paths are limited to about 100 characters.
+        self.runtime_dir = Path(tempfile.mkdtemp(prefix="tlsbx-"))
+        self.transport = "ipc"
+        self.connection_file = str(self.runtime_dir / "kernel.json")
+        self.ip = str(self.runtime_dir / "k")
+        # Interrupt through the control channel: a signal to the sandbox's first process would kill it.
+        self.kernel_spec.interrupt_mode = "message"
+        return await super()._async_pre_start_kernel(**kw)
+
+    async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+        assert self.runtime_dir is not None
+        workdir = Path(kw.get("cwd") or os.getcwd())
+        sandbox = Sandbox(workdir=workdir, runtime_dir=self.runtime_dir, limits=self.limits, hidden=self.hidden, threads=self.threads)
+        if self.sandboxed:
+            kernel_cmd = sandbox.command(kernel_cmd)
+            kw["env"] = sandbox.environment(kw.get("env"))
+            kw["cwd"] = str(self.runtime_dir)
+        else:
+            kernel_cmd = sandbox.confine_command() + list(kernel_cmd)  # the resource limits alone
+        self.log.debug("Sandboxed kernel command: %s", kernel_cmd)
+        await super()._async_launch_kernel(kernel_cmd, **kw)
+        pid = self.provisioner.process.pid  # type: ignore[union-attr]
+        self.watchdog = Watchdog(pid, self.limits, self._on_limit)
+        self.watchdog.start()
+
+    def _on_limit(self, reason: str) -> None:
+        self.stop_reason = reason
+        self.log.warning("Stopping the sandboxed kernel: %s", reason)
+        if self.provisioner is not None and self.provisioner.process is not None:  # type: ignore[attr-defined]
+            kill_tree(self.provisioner.process.pid)  # type: ignore[attr-defined]
+
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        if self.watchdog is not None:
+            self.watchdog.stop()
+        if self.provisioner is not None and getattr(self.provisioner, "process", None) is not None:
+            kill_tree(self.provisioner.process.pid)  # type: ignore[attr-defined]
+        await super()._async_cleanup_resources(restart=restart)
+        if self.runtime_dir is not None:
+            shutil.rmtree(self.runtime_dir, ignore_errors=True)
+            self.runtime_dir = None
+
+    cleanup_resources = _async_cleanup_resources  # type: ignore[assignment]
+
