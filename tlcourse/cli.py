@@ -112,18 +112,14 @@ def _grade(args: argparse.Namespace) -> int:
     if not students:
         print(f"error: no submissions in {root / 'submitted'}/*/{args.assignment}/", file=sys.stderr)
         return 2
-    options = []
-    if args.unsandboxed:
-        options.append("--SandboxedExecute.unsandboxed=True")
-    for flag, trait in (("memory", "memory_limit"), ("processes", "process_limit"), ("notebook_timeout", "notebook_timeout")):
+    limits: dict[str, object] = {"unsandboxed": True} if args.unsandboxed else {}
+    for flag, trait in (("memory", "memory_limit"), ("processes", "process_limit"), ("notebook_timeout", "notebook_timeout"), ("timeout", "timeout")):
         if getattr(args, flag) is not None:
-            options.append(f"--SandboxedExecute.{trait}={getattr(args, flag)}")
-    if args.timeout is not None:
-        options.append(f"--ExecutePreprocessor.timeout={args.timeout}")
+            limits[trait] = getattr(args, flag)
     jobs = args.jobs or os.cpu_count() or 1
     print(f"Grading {len(students)} submission(s) of {args.assignment} with {jobs} worker(s), "
           f"{'WITHOUT the sandbox' if args.unsandboxed else 'each in the sandbox'}", flush=True)
-    outcomes = grade.grade_class(root, args.assignment, students, jobs=jobs, options=options, progress=not args.quiet)
+    outcomes = grade.grade_class(root, args.assignment, students, jobs=jobs, overrides={"SandboxedExecute": limits}, progress=not args.quiet)
     print()
     print(grade.summary_table(outcomes))
     failed = [o.student for o in outcomes if not o.graded]

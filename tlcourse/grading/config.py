@@ -57,6 +57,7 @@ def configure(c: Any, root: str | os.PathLike[str], *, source: str = "solutions"
         SandboxedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata,
     ]
     c.Autograde.exporter_class = TolerantNotebookExporter
+    c.SandboxedExecute.shutdown_kernel = "immediate"  # the sandbox is thrown away: no need to wait for a clean exit
     # Feedback: nbgrader's steps, then the hidden tests taken out.
     c.GenerateFeedback.preprocessors = [GetGrades, CSSHTMLHeaderPreprocessor, HideHiddenTests]
     return c

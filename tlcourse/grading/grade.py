@@ -1,19 +1,19 @@
 """``tlcourse grade``: autograde a class in parallel, each submission in the sandbox, and summarise it.
 
-Each student is one ``nbgrader autograde ASSIGNMENT --student ID --force`` process run from the course
-root, so grading is nbgrader's own (the course's ``nbgrader_config.py`` puts the sandbox in its Execute
-step) and one student's failure cannot stop another's. Workers share the gradebook; SQLite serialises
-their short writes (each waits up to a minute for the lock).
+``jobs`` worker processes each load the course's nbgrader configuration once and call nbgrader's own
+``NbGraderAPI.autograde(assignment, student)`` for one student after another, so grading is nbgrader's
+(the configuration puts the sandbox in its Execute step), one student's failure cannot stop another's, and
+nbgrader's two seconds of start-up are paid once per worker, not once per student. The workers share the
+gradebook; SQLite serialises their short writes (each waits up to a minute for the lock).
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +29,7 @@ class GradeOutcome:
     max_score: float | None
     seconds: float
     stopped: str | None
-    returncode: int
+    returncode: int  # 0 when nbgrader finished without an error
     log: str = ""
 
     @property
@@ -86,20 +86,38 @@ def _stop_reason(root: Path, assignment: str, student: str) -> str | None:
     return "; ".join(r.removeprefix("stopped: ") for r in reasons) or None
 
 
-def _grade_one(root: Path, assignment: str, student: str, db_url: str, options: Sequence[str], env: dict[str, str]) -> GradeOutcome:
-    command = [
-        sys.executable, "-m", "nbgrader", "autograde", assignment, "--student", student, "--force",
-        f"--CourseDirectory.db_url={db_url}", *options,
-    ]
+_WORKER: dict[str, object] = {}
+
+
+def _start_worker(root: str, overrides: dict[str, dict[str, object]]) -> None:
+    """Process initializer: one nbgrader API for the course, kept for every student this worker grades."""
+    import warnings
+
+    from tlcourse.grading.assignments import course_config, make_api
+
+    warnings.filterwarnings("ignore", module="nbgrader")  # SQLAlchemy's notes on nbgrader's own sessions
+    warnings.filterwarnings("ignore", message=".*not in session.*")
+    _WORKER["api"] = make_api(course_config(root, **overrides))
+
+
+def _autograde(assignment: str, student: str) -> tuple[str, bool, str, float]:
+    """In a worker: autograde one student; (student, success, nbgrader's log and error, seconds)."""
     start = time.perf_counter()
-    proc = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
+    try:
+        result = _WORKER["api"].autograde(assignment, student, force=True, create=True)  # type: ignore[attr-defined]
+        success, log = bool(result["success"]), (result.get("log") or "") + (result.get("error") or "")
+    except Exception as exc:  # nbgrader's own failure (not the student's code, which runs in the sandbox)
+        success, log = False, f"{type(exc).__name__}: {exc}"
+    return student, success, log, time.perf_counter() - start
+
+
+def _outcome(root: Path, assignment: str, db_url: str, student: str, success: bool, log: str, seconds: float) -> GradeOutcome:
     score, max_score = _record(db_url, assignment, student)
     stopped = _stop_reason(root, assignment, student)
-    if proc.returncode != 0 and stopped is None:
-        errors = [line for line in proc.stdout.splitlines() + proc.stderr.splitlines() if "[ERROR]" in line or "Error" in line]
-        stopped = f"nbgrader failed: {errors[-1].strip() if errors else f'exit code {proc.returncode}'}"
-    return GradeOutcome(student, score, max_score, seconds, stopped, proc.returncode, proc.stdout + proc.stderr)
+    if not success and stopped is None:
+        errors = [line for line in log.splitlines() if "[ERROR]" in line or "Error" in line]
+        stopped = f"nbgrader failed: {errors[-1].strip() if errors else 'see the log'}"
+    return GradeOutcome(student, score, max_score, seconds, stopped, 0 if success else 1, log)
 
 
 def grade_class(
@@ -108,14 +126,14 @@ def grade_class(
     students: Iterable[str] | None = None,
     *,
     jobs: int | None = None,
-    options: Sequence[str] = (),
+    overrides: dict[str, dict[str, object]] | None = None,
     progress: bool = True,
     on_done: Callable[[GradeOutcome], None] | None = None,
 ) -> list[GradeOutcome]:
     """Autograde ``students`` (default: every submission) of ``assignment`` with ``jobs`` parallel workers.
 
-    ``options`` are extra nbgrader command-line options (``--SandboxedExecute.memory_limit=2G``). Returns
-    one outcome per student, in the order of ``students``.
+    ``overrides`` are nbgrader settings, e.g. ``{"SandboxedExecute": {"memory_limit": "2G"}}``. Returns one
+    outcome per student, in the order of ``students``.
     """
     from tqdm.auto import tqdm
 
@@ -123,17 +141,21 @@ def grade_class(
 
     root = Path(root).resolve()
     names = list(students) if students is not None else list_submissions(root, assignment)
-    jobs = max(1, jobs or os.cpu_count() or 1)
+    jobs = max(1, min(jobs or os.cpu_count() or 1, max(1, len(names))))
     db_url = _db_url(course_config(root))
-    env = dict(os.environ)
-    bindir = str(Path(sys.executable).parent)
-    env["PATH"] = bindir + os.pathsep + env.get("PATH", "")  # nbgrader runs alembic from PATH
-    env.setdefault("TLCOURSE_GRADING_THREADS", str(max(1, (os.cpu_count() or 1) // min(jobs, max(1, len(names))))))
+    settings = {section: dict(values) for section, values in (overrides or {}).items()}
+    settings.setdefault("CourseDirectory", {})["db_url"] = db_url
+    # Share the cores: with 2 workers on 2 cores, each kernel computes with 1 thread (torch slows down
+    # sharply when two processes compete for the same cores).
+    settings.setdefault("SandboxedExecute", {}).setdefault("threads", max(1, (os.cpu_count() or 1) // jobs))
     outcomes: dict[str, GradeOutcome] = {}
-    with ThreadPoolExecutor(max_workers=jobs) as pool, tqdm(total=len(names), desc=f"grading {assignment}", unit="student", disable=not progress) as bar:
-        futures = {pool.submit(_grade_one, root, assignment, s, db_url, list(options), env): s for s in names}
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=(str(root), settings)) as pool, tqdm(
+        total=len(names), desc=f"grading {assignment}", unit="student", disable=not progress
+    ) as bar:
+        futures = [pool.submit(_autograde, assignment, student) for student in names]
         for future in as_completed(futures):
-            outcome = future.result()
+            outcome = _outcome(root, assignment, db_url, *future.result())
             outcomes[outcome.student] = outcome
             bar.update(1)
             if on_done is not None:
