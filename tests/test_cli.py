@@ -27,7 +27,7 @@ def test_doctor_passes_on_this_install() -> None:
     done = tlcourse("doctor")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "All required checks passed." in done.stdout
-    for line in ("torch", "torchvision", "device", "data root", "pretrained weights", "mnist5k"):
+    for line in ("torch", "torchvision", "device", "data root", "pretrained weights", "mnist5k", "grading sandbox"):
         assert line in done.stdout
 
 

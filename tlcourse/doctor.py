@@ -107,6 +107,16 @@ def check_packaged_weights() -> Check:
     return Check("pretrained weights", OK, f"efficientnet_lite0 (ImageNet) at {path}")
 
 
+def check_grading_sandbox() -> Check:
+    from tlcourse.grading.sandbox import sandbox_problem
+
+    problem = sandbox_problem()
+    if problem is None:
+        return Check("grading sandbox", OK, "bubblewrap works: autograding runs each submission in its own sandbox")
+    # Students never need it; only the machine that autogrades does.
+    return Check("grading sandbox", WARN, f"instructors cannot autograde here: {problem}", "Only needed to autograde: see README, 'Graded assignments (instructors)'.")
+
+
 CHECKS: list[Callable[[], Check]] = [
     check_python,
     check_import("torch", "pip install torch torchvision (no version pin; see README)"),
@@ -124,6 +134,7 @@ CHECKS: list[Callable[[], Check]] = [
     check_offline_mode,
     check_data_root,
     check_packaged_weights,
+    check_grading_sandbox,
 ]
 
 
