@@ -1,24 +1,13 @@
-"""Graded assignments with nbgrader: generation (``assignments``), sandboxed autograding (``sandbox``,
-``execute``, ``grade``), the instructor's private course folder (``instructor``) and grade export (``export``)."""
+"""Graded assignments with nbgrader.
 
-from tlcourse.grading.assignments import (
-    CONFIG_FILE,
-    GenerationError,
-    check_assignments,
-    course_config,
-    generate_assignments,
-    list_assignments,
-    make_api,
-    normalize_notebook,
-)
+``assignments`` generates and checks the student versions; ``sandbox``, ``confine``, ``watchdog``,
+``kernel`` and ``execute`` run each submission's kernel in the grading sandbox under its limits;
+``reader`` grades unreadable files as blank; ``grade`` is ``tlcourse grade``; ``config`` is the nbgrader
+configuration every course folder shares; ``instructor`` makes the private grading folder; ``feedback``
+keeps hidden tests out of the feedback; ``export`` writes grades for Canvas and Moodle.
+"""
 
-__all__ = [
-    "CONFIG_FILE",
-    "GenerationError",
-    "check_assignments",
-    "course_config",
-    "generate_assignments",
-    "list_assignments",
-    "make_api",
-    "normalize_notebook",
-]
+from tlcourse.grading import assignments
+from tlcourse.grading.assignments import *  # noqa: F403 (the package's public names are those of `assignments`)
+
+__all__ = list(assignments.__all__)
