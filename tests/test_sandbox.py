@@ -61,11 +61,19 @@ def _attacks(root: Path, port: int) -> dict[str, str]:
         "sigint": "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass",
         "crash": "import os\nos.kill(os.getpid(), 9)",
         "flood": "while True:\n    print('x' * 100_000)",
+        "dev_write": 'open("/dev/stolen", "w").write("x")',
+        "shm_flood": 'with open("/dev/shm/fill", "wb") as f:\n    for _ in range(100):\n        f.write(bytes(10 << 20))',
+        # the kernel's socket folder is the one host folder it can write: capped like its scratch space
+        "disk_flood": (
+            "import os, time\nargs = open('/proc/self/cmdline').read().split(chr(0))\n"
+            "folder = os.path.dirname(next(a for a in args if a.endswith('.json')))\n"
+            "for i in range(8):\n    with open(os.path.join(folder, f'fill{i}'), 'wb') as f:\n        f.write(bytes(100 << 20))\ntime.sleep(5)"
+        ),
     }
 
 
-FOILED = {"gradebook", "gradebook_read", "solutions", "public_key", "write_outside", "config", "other_student", "socket"}
-STOPPED = {"memory", "forkbomb", "sigint", "crash"}
+FOILED = {"gradebook", "gradebook_read", "solutions", "public_key", "write_outside", "config", "other_student", "socket", "dev_write", "shm_flood"}
+STOPPED = {"memory", "forkbomb", "sigint", "crash", "disk_flood"}
 HONEST = ["a_honest", "m_honest", "z_honest"]
 
 
@@ -204,7 +212,10 @@ def test_a_submission_stopped_by_a_limit_keeps_the_points_before_it(graded, stud
     assert _score(graded.root, student)[0] == graded.points["t1"]
     reasons = [o.evalue for c in _autograded(graded.root, student).cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("ename") == "GradingStopped"]
     assert reasons and reasons[0].startswith("stopped:") and T2_ANSWER in reasons[0], reasons[:1]
-    expected = {"memory": f"more than {MEMORY_LIMIT[0]} GiB of memory", "forkbomb": "more than 64 processes", "sigint": "ignored the interrupt", "crash": "kernel died"}
+    expected = {
+        "memory": f"more than {MEMORY_LIMIT[0]} GiB of memory", "forkbomb": "more than 64 processes", "sigint": "ignored the interrupt",
+        "crash": "kernel died", "disk_flood": "more than 512 MiB of files",
+    }
     assert expected[student] in reasons[0]
     assert expected[student] in graded.proc.stdout  # the summary's "limit hit" column
 

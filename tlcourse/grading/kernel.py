@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -72,12 +73,15 @@ class SandboxKernelManager(AsyncKernelManager):
             kernel_cmd = sandbox.command(kernel_cmd)
             kw["env"] = sandbox.environment(kw.get("env"))
             kw["cwd"] = str(self.runtime_dir)
+            # What the kernel writes to its own stdout/stderr (not to the notebook) is noise, or a flood, for
+            # the instructor's terminal.
+            kw["stdout"] = kw["stderr"] = subprocess.DEVNULL
         else:
             kernel_cmd = sandbox.confine_command() + list(kernel_cmd)  # the resource limits alone
         self.log.debug("Sandboxed kernel command: %s", kernel_cmd)
         await super()._async_launch_kernel(kernel_cmd, **kw)
         pid = self.provisioner.process.pid  # type: ignore[union-attr]
-        self.watchdog = Watchdog(pid, self.limits, self._on_limit)
+        self.watchdog = Watchdog(pid, self.limits, self._on_limit, written=self.runtime_dir if self.sandboxed else None)
         self.watchdog.start()
 
     def _on_limit(self, reason: str) -> None:

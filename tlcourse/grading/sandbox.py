@@ -154,7 +154,7 @@ class Sandbox:
         args = [
             shutil.which(self.bwrap) or self.bwrap,
             "--unshare-all", "--die-with-parent", "--new-session", "--hostname", "grading",
-            "--proc", "/proc", "--dev", "/dev",
+            "--proc", "/proc", "--dev", "/dev", "--size", str(self.limits.scratch), "--tmpfs", "/dev/shm",
         ]
         for name in SYSTEM_DIRS:
             if os.path.islink(name):
@@ -175,7 +175,8 @@ class Sandbox:
             args += ["--ro-bind", str(path), str(Path(workdir) / path.name)]
         # The kernel's parent is the namespace's first process (PID 1), which ipykernel would take for a
         # dead parent when told to watch the launcher's PID; --die-with-parent does that job instead.
-        args += ["--dir", SANDBOX_HOME, "--remount-ro", "/"]  # only /tmp and the scratch folder stay writable
+        # Only /tmp, /dev/shm and the scratch folder stay writable, each capped at `scratch` bytes.
+        args += ["--dir", SANDBOX_HOME, "--remount-ro", "/", "--remount-ro", "/dev"]
         for path in hidden:
             args += ["--remount-ro", path]
         args += ["--unsetenv", "JPY_PARENT_PID", "--chdir", workdir, "--"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import psutil
 
@@ -24,6 +25,16 @@ def _proportional_memory(process: psutil.Process) -> int:
     return process.memory_info().rss
 
 
+def _folder_size(folder: Path) -> int:
+    total = 0
+    for path in folder.rglob("*"):
+        try:
+            total += path.lstat().st_size
+        except OSError:
+            pass
+    return total
+
+
 def _quietly(read: Callable[[psutil.Process], int], process: psutil.Process) -> int:
     try:
         return read(process)
@@ -35,16 +46,19 @@ class Watchdog(threading.Thread):
     """Polls the process tree under ``pid`` every ``interval`` seconds.
 
     When the memory of all its processes together (resident, shared pages split) passes ``limits.memory``,
-    or their number passes ``limits.processes``, it calls ``on_limit(reason)`` (which stops the sandbox) once and ends. The reason
+    their number passes ``limits.processes`` or the files in ``written`` pass ``limits.scratch``, it calls ``on_limit(reason)`` (which stops the sandbox) once and ends. The reason
     reads like "more than 4 GiB of memory" and is completed by the caller with the cell it happened in.
     """
 
-    def __init__(self, pid: int, limits: Limits, on_limit: Callable[[str], None], interval: float = 0.05) -> None:
+    def __init__(
+        self, pid: int, limits: Limits, on_limit: Callable[[str], None], interval: float = 0.05, written: Path | None = None
+    ) -> None:
         super().__init__(name=f"tlcourse-watchdog-{pid}", daemon=True)
         self.pid = pid
         self.limits = limits
         self.on_limit = on_limit
         self.interval = interval
+        self.written = written  # a host folder the sandbox may write to (its sockets' folder): capped at limits.scratch
         self.peak_memory = 0
         self.peak_processes = 0
         self._stop_event = threading.Event()
@@ -67,11 +81,13 @@ class Watchdog(threading.Thread):
             root = psutil.Process(self.pid)
         except psutil.NoSuchProcess:
             return
+        ticks = 0
         while not self._stop_event.wait(self.interval):
             try:
                 memory, count = self._sample(root)
             except psutil.NoSuchProcess:
                 return
+            ticks += 1
             self.peak_memory = max(self.peak_memory, memory)
             self.peak_processes = max(self.peak_processes, count)
             reason = None
@@ -79,6 +95,8 @@ class Watchdog(threading.Thread):
                 reason = f"more than {self.limits.processes} processes"
             elif memory > self.limits.memory:
                 reason = f"more than {format_size(self.limits.memory)} of memory"
+            elif self.written is not None and ticks % 20 == 0 and _folder_size(self.written) > self.limits.scratch:
+                reason = f"more than {format_size(self.limits.scratch)} of files"
             if reason:
                 self.on_limit(reason)
                 return
