@@ -156,6 +156,13 @@ def graded(tmp_path_factory: pytest.TempPathFactory):
     start = time.perf_counter()
     proc = _run([TLCOURSE, "grade", ASSIGNMENT, "--jobs", "2", "--memory", MEMORY_LIMIT, "--timeout", "20", "--notebook-timeout", "300", "--quiet"], root, env)
     seconds = time.perf_counter() - start
+    # Plain `nbgrader autograde` (what Formgrader's button calls too, through nbgrader's API) is sandboxed as well.
+    nb = _solved(release, source)
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == T2_ANSWER:
+            cell.source = _attacks(root, port)["solutions"] + "\n\n" + cell.source
+    submit("via_nbgrader", nb)
+    plain = _run([sys.executable, "-m", "nbgrader", "autograde", ASSIGNMENT, "--student", "via_nbgrader"], root, env)
     received = []
     try:
         while True:
@@ -172,7 +179,7 @@ def graded(tmp_path_factory: pytest.TempPathFactory):
     print(proc.stdout[-6000:], proc.stderr[-3000:], f"\ngraded {len(HONEST) + len(_attacks(root, port)) + 2} submissions in {seconds:.1f} s", sep="\n")
     yield SimpleNamespace(
         root=root, proc=proc, seconds=seconds, before=before, after=_hashes(root), points=_points(source), received=received,
-        feedback=feedback, export=export, canvas=tmp / "canvas.csv", init=init,
+        feedback=feedback, export=export, canvas=tmp / "canvas.csv", init=init, plain=plain,
     )
 
 
@@ -220,6 +227,16 @@ def test_a_submission_stopped_by_a_limit_keeps_the_points_before_it(graded, stud
     assert expected[student] in graded.proc.stdout  # the summary's "limit hit" column
 
 
+def test_plain_nbgrader_autograde_is_sandboxed_too(graded) -> None:
+    from tlcourse.grading import course_config
+    from tlcourse.grading.execute import SandboxedExecute
+
+    assert graded.plain.returncode == 0, graded.plain.stdout[-3000:] + graded.plain.stderr[-3000:]
+    assert _score(graded.root, "via_nbgrader")[0] == sum(graded.points.values()) - graded.points["t2"]
+    for root in (REPO, graded.root):  # the public course and the private folder
+        assert course_config(root).Autograde.autograde_preprocessors[0] is SandboxedExecute
+
+
 def test_nothing_outside_the_scratch_folder_changed(graded) -> None:
     assert graded.after == graded.before, "a submission changed the course folder (config, source, release)"
     assert not (graded.root / "PWNED").exists()
@@ -263,7 +280,14 @@ def test_canvas_export_has_every_student_and_the_total(graded) -> None:
 def test_private_folder_has_its_own_term_seed_and_the_public_release(graded) -> None:
     from tlcourse.grading.assignments import normalize_notebook
 
-    assert "term seed 31337" in graded.init.stdout
+    import re
+
+    from tlcourse.grading import list_assignments
+
+    seeded = int(re.search(r"term seed 31337 written into (\d+) hidden-test blocks", graded.init.stdout).group(1))
+    assert seeded >= len(list_assignments(REPO)), "every assignment draws hidden cases from its term seed"
+    private_source = (graded.root / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text()
+    assert "TERM_SEED = 31337  # tlcourse:term-seed" in private_source and "TERM_SEED = 0  #" not in private_source
     private = normalize_notebook(graded.root / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
     public = normalize_notebook(REPO / "assignments" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
     assert private == public, "students work from the public assignments/: the private release must equal it"
