@@ -46,7 +46,12 @@ def _error_at(line: int) -> NotebookNode:
 @pytest.mark.parametrize(("line", "hidden"), [(1, False), (4, True)])
 def test_feedback_hides_hidden_tests_and_their_failures(line: int, hidden: bool) -> None:
     cell = NotebookNode(cell_type="code", source=CELL, metadata={}, outputs=[_error_at(line)])
-    cell, _ = HideHiddenTests().preprocess_cell(cell, {}, 0)
+    leak = NotebookNode(cell_type="code", source="print(In)", metadata={}, outputs=[
+        NotebookNode(output_type="stream", name="stdout", text="before\nassert f(2) == 4, (2, 4)\nafter\n")
+    ])
+    nb = NotebookNode(cells=[cell, leak], metadata={}, nbformat=4, nbformat_minor=5)
+    nb, _ = HideHiddenTests().preprocess(nb, {})
+    assert leak.outputs[0].text == "before\nafter\n", "a printed hidden test is cut from any cell's output"
     assert "f(2)" not in cell.source and "TERM_SEED" not in cell.source and HIDDEN_NOTE in cell.source
     assert 'assert f(1) == 1, "visible"' in cell.source
     assert (cell.outputs[0].evalue == "a hidden test failed") is hidden

@@ -30,6 +30,7 @@ import psutil
 import pytest
 
 from tlcourse.grading import sandbox
+from tlcourse.grading.cgroups import make_cgroup
 
 REPO = Path(__file__).resolve().parents[1]
 ASSIGNMENT = "a02_conv_arithmetic"
@@ -62,6 +63,9 @@ def _attacks(root: Path, port: int) -> dict[str, str]:
         "crash": "import os\nos.kill(os.getpid(), 9)",
         "flood": "while True:\n    print('x' * 100_000)",
         "dev_write": 'open("/dev/stolen", "w").write("x")',
+        # memory the processes' resident pages do not show: only a control group's hard limit sees it
+        "memfd": "import os\nfds = [os.memfd_create(f'm{i}') for i in range(10)]\nfor fd in fds:\n    os.write(fd, bytes(500 << 20))",
+        "threads": "import threading, time\nfor _ in range(3000):\n    threading.Thread(target=time.sleep, args=(60,), daemon=True).start()",
         "shm_flood": 'with open("/dev/shm/fill", "wb") as f:\n    for _ in range(100):\n        f.write(bytes(10 << 20))',
         # the kernel's socket folder is the one host folder it can write: capped like its scratch space
         "disk_flood": (
@@ -72,8 +76,18 @@ def _attacks(root: Path, port: int) -> dict[str, str]:
     }
 
 
+def _hard_limits() -> bool:
+    """Whether a control group can be made here (root, or delegated cgroups): then memory and tasks are capped hard."""
+    group = make_cgroup(1 << 30, 64)
+    if group is not None:
+        group.remove()
+    return group is not None
+
+
+HARD_LIMITS = _hard_limits()
 FOILED = {"gradebook", "gradebook_read", "solutions", "public_key", "write_outside", "config", "other_student", "socket", "dev_write", "shm_flood"}
-STOPPED = {"memory", "forkbomb", "sigint", "crash", "disk_flood"}
+FOILED |= {"threads"} if HARD_LIMITS else set()  # more tasks than the group allows: threads fail to start
+STOPPED = {"memory", "forkbomb", "sigint", "crash", "disk_flood"} | ({"memfd"} if HARD_LIMITS else set())
 HONEST = ["a_honest", "m_honest", "z_honest"]
 
 
@@ -148,6 +162,14 @@ def graded(tmp_path_factory: pytest.TempPathFactory):
         if meta.get("grade_id") == "a02_t3_tests":
             meta["points"] = 100  # and a test worth 100 points
     submit("tampered", tampered)
+    skipper = _solved(release, source)
+    for cell in skipper.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade_id") == T2_ANSWER:
+            cell.source = next(c.source for c in release.cells if c.metadata.get("nbgrader", {}).get("grade_id") == T2_ANSWER)
+        if meta.get("grade_id", "").startswith("a02_t2_") and meta.get("grade"):
+            cell.metadata["tags"] = ["skip-execution"]  # nbclient skips such cells; no output would mean full points
+    submit("skip_tests", skipper)
     bad = root / "submitted" / "not_json" / ASSIGNMENT
     bad.mkdir(parents=True)
     (bad / f"{ASSIGNMENT}.ipynb").write_text('{"cells": [ this is not json')
@@ -198,7 +220,7 @@ def _autograded(root: Path, student: str):
 def test_every_submission_gets_a_grade_record_and_the_run_ends(graded) -> None:
     assert graded.proc.returncode == 0, graded.proc.stdout[-4000:] + graded.proc.stderr[-4000:]
     assert graded.seconds < 600
-    for student in [*HONEST, *FOILED, *STOPPED, "daemon", "flood", "tampered", "not_json"]:
+    for student in [*HONEST, *FOILED, *STOPPED, "daemon", "flood", "tampered", "skip_tests", "not_json"]:
         score, max_score = _score(graded.root, student)
         assert max_score == sum(graded.points.values()), student
         assert student in graded.proc.stdout, "the summary table lists every student"
@@ -221,7 +243,7 @@ def test_a_submission_stopped_by_a_limit_keeps_the_points_before_it(graded, stud
     assert reasons and reasons[0].startswith("stopped:") and T2_ANSWER in reasons[0], reasons[:1]
     expected = {
         "memory": f"more than {MEMORY_LIMIT[0]} GiB of memory", "forkbomb": "more than 64 processes", "sigint": "ignored the interrupt",
-        "crash": "kernel died", "disk_flood": "more than 512 MiB of files",
+        "crash": "kernel died", "disk_flood": "more than 512 MiB of files", "memfd": f"more than {MEMORY_LIMIT[0]} GiB of memory",
     }
     assert expected[student] in reasons[0]
     assert expected[student] in graded.proc.stdout  # the summary's "limit hit" column
@@ -255,6 +277,7 @@ def test_output_flood_is_cut_and_graded(graded) -> None:
 
 def test_tampered_and_unreadable_submissions(graded) -> None:
     assert _score(graded.root, "tampered")[0] == sum(graded.points.values()) - graded.points["t1"]  # locked test restored
+    assert _score(graded.root, "skip_tests")[0] == sum(graded.points.values()) - graded.points["t2"]  # its tests ran
     assert _score(graded.root, "not_json")[0] == 0
     assert "not a readable notebook" in graded.proc.stdout
 

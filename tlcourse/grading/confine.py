@@ -5,7 +5,8 @@ process below it inherits, then replaces itself with ``CMD``:
 
 * ``--address-space BYTES``: virtual memory of each process (a backstop; the watchdog limits the total);
 * ``--tasks N``: processes and threads of the user (enforced for non-root users and in user namespaces);
-* ``--file-size BYTES``: size of any one file written; core dumps are always off.
+* ``--file-size BYTES``: size of any one file written; core dumps are always off;
+* ``--cgroup DIR`` (repeatable): join these control groups first (see :mod:`tlcourse.grading.cgroups`).
 """
 
 from __future__ import annotations
@@ -29,11 +30,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--address-space", type=int, default=None)
     parser.add_argument("--tasks", type=int, default=None)
     parser.add_argument("--file-size", type=int, default=None)
+    parser.add_argument("--cgroup", action="append", default=[])
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("no command given after --")
+    for folder in args.cgroup:
+        with open(os.path.join(folder, "cgroup.procs"), "w") as f:
+            f.write(str(os.getpid()))
     _set(resource.RLIMIT_CORE, 0)
     if args.address_space:
         _set(resource.RLIMIT_AS, args.address_space)

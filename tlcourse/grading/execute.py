@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from pathlib import Path
 from time import monotonic
 from typing import Any
@@ -100,6 +101,10 @@ class SandboxedExecute(Execute):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("kernel_manager_class", SandboxKernelManager)
         super().__init__(*args, **kwargs)
+        # nbclient skips cells tagged "skip-execution", and nbgrader gives a test cell without an error its
+        # points: a tag only this run knows means no submission can skip its tests.
+        self.skip_cells_with_tag = f"tlcourse-never-{secrets.token_hex(16)}"
+        self.store_widget_state = False  # widget state would pile up in the grader's memory, unbounded
 
     # -- the whole notebook ---------------------------------------------------------------------------
 
@@ -145,7 +150,8 @@ class SandboxedExecute(Execute):
         try:
             return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
         except DeadKernelError:
-            reason = getattr(self.km, "stop_reason", None) or "the kernel died (it crashed or was killed)"
+            km = self.km
+            reason = km.death_reason() if isinstance(km, SandboxKernelManager) else "the kernel died (it crashed or was killed)"
             self._stop(cell, f"stopped: {reason} in cell {label}")
         except CellTimeoutError:
             self._kill()

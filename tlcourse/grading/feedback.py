@@ -68,19 +68,57 @@ def hide_hidden_tests(source: str) -> str:
     return "\n".join(out)
 
 
+def _genuine_stop(output: NotebookNode) -> bool:
+    """An error written by the sandboxed Execute step (one traceback line), not one a student raised."""
+    return output.get("ename") == STOPPED and len(output.get("traceback", [])) == 1
+
+
+def _scrub(text: str, hidden: set[str]) -> str:
+    """``text`` without the lines that quote a hidden test."""
+    return "\n".join(line for line in text.split("\n") if not any(h in _ANSI.sub("", line) for h in hidden))
+
+
+def _scrub_output(output: NotebookNode, hidden: set[str]) -> None:
+    if "text" in output and isinstance(output["text"], str):
+        output["text"] = _scrub(output["text"], hidden)
+    if "evalue" in output:
+        output["evalue"] = _scrub(output["evalue"], hidden)
+    if "traceback" in output:
+        output["traceback"] = [_scrub(entry, hidden) for entry in output["traceback"]]
+    for mime, value in output.get("data", {}).items():
+        if mime.startswith("text/") or mime == "application/json":
+            output["data"][mime] = _scrub(value if isinstance(value, str) else "".join(value), hidden)
+
+
 class HideHiddenTests(NbGraderPreprocessor):
-    """Remove hidden tests, and what their failures would reveal, from the feedback."""
+    """Remove hidden tests, and what their failures would reveal, from the feedback.
+
+    In every cell, output lines that quote a hidden test are dropped (a student's code may print the
+    history of executed cells, and tracebacks show the lines around a failure); in the cells that hold
+    hidden tests, an error raised inside the hidden block becomes "a hidden test failed", and the block
+    itself is replaced by one line.
+    """
+
+    def preprocess(self, nb: NotebookNode, resources: Any) -> tuple[NotebookNode, Any]:
+        hidden = set()
+        for cell in nb.cells:
+            if cell.cell_type == "code" and BEGIN in cell.source:
+                lines = cell.source.splitlines()
+                hidden |= {lines[n - 1].strip() for n in _hidden_lines(cell.source)}
+        self._hidden = {line for line in hidden if len(line) >= 12 and not line.startswith(("### BEGIN", "### END"))}
+        return super().preprocess(nb, resources)
 
     def preprocess_cell(self, cell: NotebookNode, resources: Any, index: int) -> tuple[NotebookNode, Any]:
-        if cell.cell_type != "code" or BEGIN not in cell.source:
+        if cell.cell_type != "code":
             return cell, resources
-        hidden = _hidden_lines(cell.source)
+        hidden_here = _hidden_lines(cell.source) if BEGIN in cell.source else set()
         for output in cell.get("outputs", []):
-            if output.get("output_type") != "error" or output.get("ename") == STOPPED:
-                continue
-            line = _failing_line(output.get("traceback", []))
-            if line is None or line in hidden or line > max(hidden, default=0):
-                output["evalue"] = "a hidden test failed"
-                output["traceback"] = [f"{output.get('ename', 'Error')}: a hidden test failed (the hidden tests are not shown)"]
-        cell.source = hide_hidden_tests(cell.source)
+            if hidden_here and output.get("output_type") == "error" and not _genuine_stop(output):
+                line = _failing_line(output.get("traceback", []))
+                if line is None or line in hidden_here or line > max(hidden_here):
+                    output["evalue"] = "a hidden test failed"
+                    output["traceback"] = [f"{output.get('ename', 'Error')}: a hidden test failed (the hidden tests are not shown)"]
+            _scrub_output(output, getattr(self, "_hidden", set()))
+        if hidden_here:
+            cell.source = hide_hidden_tests(cell.source)
         return cell, resources

@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,17 +150,32 @@ def grade_class(
     # sharply when two processes compete for the same cores).
     settings.setdefault("SandboxedExecute", {}).setdefault("threads", max(1, (os.cpu_count() or 1) // jobs))
     outcomes: dict[str, GradeOutcome] = {}
+    attempts = dict.fromkeys(names, 0)
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=(str(root), settings)) as pool, tqdm(
-        total=len(names), desc=f"grading {assignment}", unit="student", disable=not progress
-    ) as bar:
-        futures = [pool.submit(_autograde, assignment, student) for student in names]
-        for future in as_completed(futures):
-            outcome = _outcome(root, assignment, db_url, *future.result())
+    with tqdm(total=len(names), desc=f"grading {assignment}", unit="student", disable=not progress) as bar:
+
+        def done(outcome: GradeOutcome) -> None:
             outcomes[outcome.student] = outcome
             bar.update(1)
             if on_done is not None:
                 on_done(outcome)
+
+        pending = list(names)
+        while pending:  # a worker that dies (it should not: student code runs in the sandbox) costs a new pool
+            with ProcessPoolExecutor(min(jobs, len(pending)), mp_context=context, initializer=_start_worker, initargs=(str(root), settings)) as pool:
+                futures = {pool.submit(_autograde, assignment, student): student for student in pending}
+                broken = []
+                for future in as_completed(futures):
+                    student = futures[future]
+                    try:
+                        done(_outcome(root, assignment, db_url, *future.result()))
+                    except BrokenProcessPool:
+                        attempts[student] += 1
+                        if attempts[student] >= 2:
+                            done(GradeOutcome(student, None, None, 0.0, "the grading worker died twice on this submission", 1))
+                        else:
+                            broken.append(student)
+            pending = broken
     return [outcomes[s] for s in names]
 
 

@@ -12,7 +12,8 @@ from typing import Any
 import psutil
 from jupyter_client.manager import AsyncKernelManager
 
-from tlcourse.grading.limits import Limits
+from tlcourse.grading.cgroups import Cgroup, make_cgroup
+from tlcourse.grading.limits import Limits, format_size
 from tlcourse.grading.sandbox import Sandbox, SandboxUnavailableError, sandbox_problem
 from tlcourse.grading.watchdog import Watchdog
 
@@ -23,7 +24,8 @@ def kill_tree(pid: int) -> None:
     """SIGKILL ``pid`` and every process below it (the sandbox's PID namespace dies with its first process)."""
     try:
         root = psutil.Process(pid)
-        processes = [root, *root.children(recursive=True)]
+        root.kill()  # first: with bwrap's --die-with-parent the whole PID namespace goes with it
+        processes = root.children(recursive=True)
     except psutil.NoSuchProcess:
         return
     for process in processes:
@@ -50,6 +52,7 @@ class SandboxKernelManager(AsyncKernelManager):
         self.stop_reason: str | None = None
         self.runtime_dir: Path | None = None
         self.watchdog: Watchdog | None = None
+        self.cgroup: Cgroup | None = None
 
     async def _async_pre_start_kernel(self, **kw: Any) -> Any:
         if self.sandboxed:
@@ -68,7 +71,13 @@ class SandboxKernelManager(AsyncKernelManager):
     async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
         assert self.runtime_dir is not None
         workdir = Path(kw.get("cwd") or os.getcwd())
-        sandbox = Sandbox(workdir=workdir, runtime_dir=self.runtime_dir, limits=self.limits, hidden=self.hidden, threads=self.threads)
+        # Hard limits where the machine allows a control group: a little above the watchdog's, so that the
+        # watchdog normally stops first and says why, and the group catches what the watchdog cannot see.
+        self.cgroup = make_cgroup(self.limits.memory + (1 << 30), max(512, 8 * self.limits.processes))
+        sandbox = Sandbox(
+            workdir=workdir, runtime_dir=self.runtime_dir, limits=self.limits, hidden=self.hidden, threads=self.threads,
+            cgroups=tuple(self.cgroup.folders) if self.cgroup else (),
+        )
         if self.sandboxed:
             kernel_cmd = sandbox.command(kernel_cmd)
             kw["env"] = sandbox.environment(kw.get("env"))
@@ -84,6 +93,14 @@ class SandboxKernelManager(AsyncKernelManager):
         self.watchdog = Watchdog(pid, self.limits, self._on_limit, written=self.runtime_dir if self.sandboxed else None)
         self.watchdog.start()
 
+    def death_reason(self) -> str:
+        """Why the kernel is gone: the limit the watchdog or the control group enforced, else a crash."""
+        if self.stop_reason:
+            return self.stop_reason
+        if self.cgroup is not None and self.cgroup.oom_killed():
+            return f"more than {format_size(self.limits.memory)} of memory (the hard limit)"
+        return "the kernel died (it crashed or was killed)"
+
     def _on_limit(self, reason: str) -> None:
         self.stop_reason = reason
         self.log.warning("Stopping the sandboxed kernel: %s", reason)
@@ -96,6 +113,9 @@ class SandboxKernelManager(AsyncKernelManager):
         if self.provisioner is not None and getattr(self.provisioner, "process", None) is not None:
             kill_tree(self.provisioner.process.pid)  # type: ignore[attr-defined]
         await super()._async_cleanup_resources(restart=restart)
+        if self.cgroup is not None:
+            self.cgroup.remove()
+            self.cgroup = None
         if self.runtime_dir is not None:
             shutil.rmtree(self.runtime_dir, ignore_errors=True)
             self.runtime_dir = None

@@ -48,15 +48,18 @@ def sandbox_problem(bwrap: str = "bwrap") -> str | None:
             f"bubblewrap ({bwrap}) is not installed. Install it (Debian/Ubuntu: sudo apt-get install bubblewrap; "
             "Fedora: sudo dnf install bubblewrap; Arch: sudo pacman -S bubblewrap), or pass --unsandboxed."
         )
-    probe = [path, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "--proc", "/proc", "--", "true"]
+    probe = [
+        path, "--unshare-all", "--unshare-user", "--disable-userns", "--cap-drop", "ALL", "--die-with-parent",
+        "--ro-bind", "/", "/", "--proc", "/proc", "--", "true",
+    ]
     try:
         proc = subprocess.run(probe, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"bubblewrap could not be started: {exc}"
     if proc.returncode != 0:
         return (
-            f"bubblewrap cannot create namespaces here: {proc.stderr.strip() or f'exit code {proc.returncode}'}. "
-            "Allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1; on Ubuntu 24.04 "
+            f"bubblewrap cannot create the sandbox here: {proc.stderr.strip() or f'exit code {proc.returncode}'}. "
+            "It needs bubblewrap 0.8 or newer (for --disable-userns) and user namespaces. Allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1; on Ubuntu 24.04 "
             "kernel.apparmor_restrict_unprivileged_userns=0), or pass --unsandboxed."
         )
     return None
@@ -110,6 +113,7 @@ class Sandbox:
     threads: int | None = None
     read_only: tuple[Path, ...] = ()
     bwrap: str = "bwrap"
+    cgroups: tuple[Path, ...] = ()  # control groups to join (made by the kernel manager)
 
     def read_only_paths(self) -> list[Path]:
         """Host folders bound read-only at the same path inside the sandbox."""
@@ -145,6 +149,7 @@ class Sandbox:
             "--address-space", str(limits.memory + (16 << 30)),
             "--tasks", str(max(limits.processes * 16, 1024)),
             "--file-size", str(limits.scratch),
+            *[arg for folder in self.cgroups for arg in ("--cgroup", str(folder))],
             "--",
         ]
 
@@ -153,7 +158,10 @@ class Sandbox:
         limits = self.limits
         args = [
             shutil.which(self.bwrap) or self.bwrap,
-            "--unshare-all", "--die-with-parent", "--new-session", "--hostname", "grading",
+            # Own user namespace with no capabilities and no nested namespaces: even when the instructor is
+            # root, code inside cannot remount the read-only folders or mount a tmpfs of its own.
+            "--unshare-all", "--unshare-user", "--disable-userns", "--cap-drop", "ALL",
+            "--die-with-parent", "--new-session", "--hostname", "grading",
             "--proc", "/proc", "--dev", "/dev", "--size", str(self.limits.scratch), "--tmpfs", "/dev/shm",
         ]
         for name in SYSTEM_DIRS:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -26,12 +27,18 @@ def _proportional_memory(process: psutil.Process) -> int:
 
 
 def _folder_size(folder: Path) -> int:
-    total = 0
-    for path in folder.rglob("*"):
+    """Bytes of the files below ``folder`` (iterative: a submission may nest folders thousands deep)."""
+    total, stack = 0, [str(folder)]
+    while stack:
         try:
-            total += path.lstat().st_size
-        except OSError:
-            pass
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                    else:
+                        total += entry.stat(follow_symlinks=False).st_size
+        except OSError:  # removed while we looked
+            continue
     return total
 
 
@@ -77,6 +84,12 @@ class Watchdog(threading.Thread):
         return sum(_quietly(_proportional_memory, p) for p in processes), len(processes)
 
     def run(self) -> None:
+        try:
+            self._watch()
+        except Exception as exc:  # fail closed: a sandbox that cannot be measured is stopped
+            self.on_limit(f"a state the watchdog could not measure ({type(exc).__name__}: {exc})")
+
+    def _watch(self) -> None:
         try:
             root = psutil.Process(self.pid)
         except psutil.NoSuchProcess:
