@@ -67,7 +67,7 @@ def _attacks(root: Path, port: int) -> dict[str, str]:
         "memfd": "import os\nfds = [os.memfd_create(f'm{i}') for i in range(10)]\nfor fd in fds:\n    os.write(fd, bytes(500 << 20))",
         "threads": "import threading, time\nfor _ in range(3000):\n    threading.Thread(target=time.sleep, args=(60,), daemon=True).start()",
         "shm_flood": 'with open("/dev/shm/fill", "wb") as f:\n    for _ in range(100):\n        f.write(bytes(10 << 20))',
-        # the kernel's socket folder is the one host folder it can write: capped like its scratch space
+        # the folder of the kernel's sockets and connection file: a 1 MiB tmpfs in the sandbox, not the host's disk
         "disk_flood": (
             "import os, time\nargs = open('/proc/self/cmdline').read().split(chr(0))\n"
             "folder = os.path.dirname(next(a for a in args if a.endswith('.json')))\n"
@@ -85,9 +85,9 @@ def _hard_limits() -> bool:
 
 
 HARD_LIMITS = _hard_limits()
-FOILED = {"gradebook", "gradebook_read", "solutions", "public_key", "write_outside", "config", "other_student", "socket", "dev_write", "shm_flood"}
+FOILED = {"gradebook", "gradebook_read", "solutions", "public_key", "write_outside", "config", "other_student", "socket", "dev_write", "shm_flood", "disk_flood"}
 FOILED |= {"threads"} if HARD_LIMITS else set()  # more tasks than the group allows: threads fail to start
-STOPPED = {"memory", "forkbomb", "sigint", "crash", "disk_flood"} | ({"memfd"} if HARD_LIMITS else set())
+STOPPED = {"memory", "forkbomb", "sigint", "crash"} | ({"memfd"} if HARD_LIMITS else set())
 HONEST = ["a_honest", "m_honest", "z_honest"]
 
 
@@ -243,7 +243,7 @@ def test_a_submission_stopped_by_a_limit_keeps_the_points_before_it(graded, stud
     assert reasons and reasons[0].startswith("stopped:") and T2_ANSWER in reasons[0], reasons[:1]
     expected = {
         "memory": f"more than {MEMORY_LIMIT[0]} GiB of memory", "forkbomb": "more than 64 processes", "sigint": "ignored the interrupt",
-        "crash": "kernel died", "disk_flood": "more than 512 MiB of files", "memfd": f"more than {MEMORY_LIMIT[0]} GiB of memory",
+        "crash": "kernel died", "memfd": f"more than {MEMORY_LIMIT[0]} GiB of memory",
     }
     assert expected[student] in reasons[0]
     assert expected[student] in graded.proc.stdout  # the summary's "limit hit" column

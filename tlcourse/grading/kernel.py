@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from jupyter_client.manager import AsyncKernelManager
 
 from tlcourse.grading.cgroups import Cgroup, make_cgroup
 from tlcourse.grading.limits import Limits, format_size
-from tlcourse.grading.sandbox import Sandbox, SandboxUnavailableError, sandbox_problem
+from tlcourse.grading.sandbox import SOCKETS_DIR, Sandbox, SandboxUnavailableError, sandbox_problem
 from tlcourse.grading.watchdog import Watchdog
 
 __all__ = ["SandboxKernelManager", "kill_tree"]
@@ -33,6 +34,20 @@ def kill_tree(pid: int) -> None:
             process.kill()
         except psutil.NoSuchProcess:
             pass
+
+
+def _namespace_init(pid: int, wait: float = 10.0) -> int:
+    """The first process of the sandbox's namespaces: bubblewrap's child of ``pid``."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            children = psutil.Process(pid).children()
+        except psutil.NoSuchProcess:
+            break
+        if children:
+            return children[0].pid
+        time.sleep(0.01)
+    raise SandboxUnavailableError(f"the sandbox (bubblewrap, process {pid}) did not start")
 
 
 class SandboxKernelManager(AsyncKernelManager):
@@ -63,7 +78,8 @@ class SandboxKernelManager(AsyncKernelManager):
         self.runtime_dir = Path(tempfile.mkdtemp(prefix="tlsbx-"))
         self.transport = "ipc"
         self.connection_file = str(self.runtime_dir / "kernel.json")
-        self.ip = str(self.runtime_dir / "k")
+        # The kernel binds its sockets where the connection file says: inside the sandbox when sandboxed.
+        self.ip = f"{SOCKETS_DIR}/k" if self.sandboxed else str(self.runtime_dir / "k")
         # Interrupt through the control channel: a signal to the sandbox's first process would kill it.
         self.kernel_spec.interrupt_mode = "message"
         return await super()._async_pre_start_kernel(**kw)
@@ -90,7 +106,9 @@ class SandboxKernelManager(AsyncKernelManager):
         self.log.debug("Sandboxed kernel command: %s", kernel_cmd)
         await super()._async_launch_kernel(kernel_cmd, **kw)
         pid = self.provisioner.process.pid  # type: ignore[union-attr]
-        self.watchdog = Watchdog(pid, self.limits, self._on_limit, written=self.runtime_dir if self.sandboxed else None)
+        if self.sandboxed:
+            self.ip = f"/proc/{_namespace_init(pid)}/root{SOCKETS_DIR}/k"  # the same sockets, seen from the host
+        self.watchdog = Watchdog(pid, self.limits, self._on_limit)
         self.watchdog.start()
 
     def death_reason(self) -> str:

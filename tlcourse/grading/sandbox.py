@@ -5,10 +5,11 @@ course package and the data read-only, and nothing else of the machine: not the 
 gradebook, ``solutions/``, the exchange, the configuration or other students' folders. Its working folder
 is an in-memory scratch folder at the path nbgrader gives (holding the submission's own files, but not the
 notebook that is being graded, whose hidden tests must stay out of reach) and ``/tmp`` is in memory too;
-both are capped in size. It has no network (its own network namespace: only a loopback that is down),
-its own PID namespace (every process it starts dies with it) and its own user, IPC and UTS namespaces.
-The kernel talks to nbgrader over Unix sockets in a private runtime folder, since TCP cannot cross the
-network namespace.
+both are capped in size, like ``/dev/shm``; everything else is read-only and no host folder is writable.
+It has no network (its own network namespace: only a loopback that is down), its own PID namespace (every
+process it starts dies with it) and its own user namespace without capabilities, in which it cannot make
+namespaces of its own. The kernel talks to nbgrader over Unix sockets on a tiny tmpfs inside the sandbox,
+which nbgrader reaches through ``/proc/<pid>/root``, since TCP cannot cross the network namespace.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ __all__ = ["Sandbox", "SandboxUnavailableError", "sandbox_problem"]
 
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 SANDBOX_HOME = "/tmp/home"
+# The kernel's sockets live on a tiny tmpfs inside the sandbox; nbgrader reaches them through
+# /proc/<pid>/root/... (see kernel.py), so no host folder is writable from inside.
+SOCKETS_DIR = "/run/tlcourse"
+CONNECTION_FILE = f"{SOCKETS_DIR}/kernel.json"
 
 
 class SandboxUnavailableError(RuntimeError):
@@ -101,7 +106,7 @@ class Sandbox:
 
     ``workdir``: the kernel's working folder as nbgrader names it (the student's autograded folder); inside
     it becomes an in-memory scratch folder with the submission's files other than notebooks, read-only.
-    ``runtime_dir``: a private host folder for the connection file and the kernel's sockets.
+    ``runtime_dir``: a private host folder holding the connection file (``kernel.json``), bound read-only.
     ``hidden``: folders that must never become visible, even partly (the course root): a read-only path
     is refused when it holds one of them.
     """
@@ -176,7 +181,8 @@ class Sandbox:
             args += ["--tmpfs", path]
         for path in self.read_only_paths():
             args += ["--ro-bind", str(path), str(path)]
-        args += ["--bind", str(self.runtime_dir), str(self.runtime_dir)]
+        args += ["--size", str(1 << 20), "--tmpfs", SOCKETS_DIR]
+        args += ["--ro-bind", str(self.runtime_dir / "kernel.json"), CONNECTION_FILE]
         workdir = str(self.workdir.absolute())
         args += ["--size", str(limits.scratch), "--tmpfs", workdir]
         for path in self._submission_files():
@@ -188,7 +194,8 @@ class Sandbox:
         for path in hidden:
             args += ["--remount-ro", path]
         args += ["--unsetenv", "JPY_PARENT_PID", "--chdir", workdir, "--"]
-        return self.confine_command() + args + list(kernel_cmd)
+        host_connection = str(self.runtime_dir / "kernel.json")
+        return self.confine_command() + args + [arg.replace(host_connection, CONNECTION_FILE) for arg in kernel_cmd]
 
     def environment(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """The kernel's whole environment: nothing of the instructor's but what grading needs."""

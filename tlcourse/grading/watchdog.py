@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
-from pathlib import Path
 
 import psutil
 
@@ -26,22 +24,6 @@ def _proportional_memory(process: psutil.Process) -> int:
     return process.memory_info().rss
 
 
-def _folder_size(folder: Path) -> int:
-    """Bytes of the files below ``folder`` (iterative: a submission may nest folders thousands deep)."""
-    total, stack = 0, [str(folder)]
-    while stack:
-        try:
-            with os.scandir(stack.pop()) as entries:
-                for entry in entries:
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append(entry.path)
-                    else:
-                        total += entry.stat(follow_symlinks=False).st_size
-        except OSError:  # removed while we looked
-            continue
-    return total
-
-
 def _quietly(read: Callable[[psutil.Process], int], process: psutil.Process) -> int:
     try:
         return read(process)
@@ -53,19 +35,16 @@ class Watchdog(threading.Thread):
     """Polls the process tree under ``pid`` every ``interval`` seconds.
 
     When the memory of all its processes together (resident, shared pages split) passes ``limits.memory``,
-    their number passes ``limits.processes`` or the files in ``written`` pass ``limits.scratch``, it calls ``on_limit(reason)`` (which stops the sandbox) once and ends. The reason
+    or their number passes ``limits.processes``, it calls ``on_limit(reason)`` (which stops the sandbox) once and ends. The reason
     reads like "more than 4 GiB of memory" and is completed by the caller with the cell it happened in.
     """
 
-    def __init__(
-        self, pid: int, limits: Limits, on_limit: Callable[[str], None], interval: float = 0.05, written: Path | None = None
-    ) -> None:
+    def __init__(self, pid: int, limits: Limits, on_limit: Callable[[str], None], interval: float = 0.05) -> None:
         super().__init__(name=f"tlcourse-watchdog-{pid}", daemon=True)
         self.pid = pid
         self.limits = limits
         self.on_limit = on_limit
         self.interval = interval
-        self.written = written  # a host folder the sandbox may write to (its sockets' folder): capped at limits.scratch
         self.peak_memory = 0
         self.peak_processes = 0
         self._stop_event = threading.Event()
@@ -94,13 +73,11 @@ class Watchdog(threading.Thread):
             root = psutil.Process(self.pid)
         except psutil.NoSuchProcess:
             return
-        ticks = 0
         while not self._stop_event.wait(self.interval):
             try:
                 memory, count = self._sample(root)
             except psutil.NoSuchProcess:
                 return
-            ticks += 1
             self.peak_memory = max(self.peak_memory, memory)
             self.peak_processes = max(self.peak_processes, count)
             reason = None
@@ -108,8 +85,6 @@ class Watchdog(threading.Thread):
                 reason = f"more than {self.limits.processes} processes"
             elif memory > self.limits.memory:
                 reason = f"more than {format_size(self.limits.memory)} of memory"
-            elif self.written is not None and ticks % 20 == 0 and _folder_size(self.written) > self.limits.scratch:
-                reason = f"more than {format_size(self.limits.scratch)} of files"
             if reason:
                 self.on_limit(reason)
                 return
