@@ -83,9 +83,12 @@ def test_the_sandbox_command_hides_the_course_and_the_network(tmp_path: Path) ->
     (course / "autograded" / "s" / "a").mkdir(parents=True)
     (course / "autograded" / "s" / "a" / "a.ipynb").write_text("{}")
     (course / "autograded" / "s" / "a" / "data.csv").write_text("1,2")
+    (course / "gradebook.db").write_text("grades")
+    (course / "autograded" / "s" / "a" / "grades.db").symlink_to(course / "gradebook.db")  # a link out of the folder
     args = Sandbox(workdir=course / "autograded" / "s" / "a", runtime_dir=tmp_path / "rt", hidden=(course,)).command(["python"])
     assert "--unshare-all" in args and "--die-with-parent" in args
     bound = {args[i + 1] for i, a in enumerate(args) if a in {"--bind", "--ro-bind"}}
     assert str(course / "autograded" / "s" / "a" / "data.csv") in bound  # the submission's own files
     assert not any(b.endswith(".ipynb") for b in bound)  # never the notebook with its hidden tests
+    assert not any(b.endswith(".db") for b in bound)  # nor a symlink, which bwrap would follow
     assert not any(b == str(course) or str(course).startswith(b + "/") for b in bound if b != "/")

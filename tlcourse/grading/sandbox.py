@@ -139,9 +139,10 @@ class Sandbox:
     def _submission_files(self) -> Iterable[Path]:
         if not self.workdir.is_dir():
             return []
+        # A symlink would be followed when bound, to wherever it points on the host: never bind one.
         return [
             p for p in sorted(self.workdir.iterdir())
-            if not (p.is_file() and p.suffix == ".ipynb") and p.name != ".ipynb_checkpoints"
+            if not p.is_symlink() and not (p.is_file() and p.suffix == ".ipynb") and p.name != ".ipynb_checkpoints"
         ]
 
     def confine_command(self) -> list[str]:
