@@ -9,6 +9,7 @@ assignments would take.
 
     python benchmarks/grading.py                 # 6 students per assignment, --jobs 2
     python benchmarks/grading.py --students 12 a05_transfer
+    python benchmarks/grading.py --mix honest     # only full solutions: the slowest kind
 """
 
 from __future__ import annotations
@@ -29,12 +30,12 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-def _submissions(root: Path, assignment: str, n: int) -> None:
+def _submissions(root: Path, assignment: str, n: int, mix: list[str]) -> None:
     source = nbformat.read(str(root / "source" / assignment / f"{assignment}.ipynb"), as_version=4)
     release = nbformat.read(str(root / "release" / assignment / f"{assignment}.ipynb"), as_version=4)
     answers = {c.id: (c.source, c.metadata["nbgrader"]["grade_id"]) for c in source.cells if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")}
     for i in range(n):
-        kind = ("honest", "blank", "partial")[i % 3]
+        kind = mix[i % len(mix)]
         nb = copy.deepcopy(release)
         for cell in nb.cells:
             if cell.id in answers and (kind == "honest" or (kind == "partial" and "_t1_" in answers[cell.id][1])):
@@ -61,6 +62,7 @@ def main() -> None:
     parser.add_argument("assignments", nargs="*", default=list_assignments(REPO))
     parser.add_argument("--students", type=int, default=6)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--mix", default="honest,blank,partial", help="kinds of submission, in turn (default: honest,blank,partial)")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="tlcourse_bench_"))
@@ -69,7 +71,7 @@ def main() -> None:
     _run([str(BIN / "tlcourse"), "instructor", "init", str(root), "--root", str(REPO), "--term-seed", "1"], REPO, env)
     rows = []
     for assignment in args.assignments:
-        _submissions(root, assignment, args.students)
+        _submissions(root, assignment, args.students, args.mix.split(","))
         sequential = _run([sys.executable, "-m", "nbgrader", "autograde", assignment, "--force"], root, env) / args.students
         shutil.rmtree(root / "autograded", ignore_errors=True)
         parallel = _run([str(BIN / "tlcourse"), "grade", assignment, "--jobs", str(args.jobs), "--quiet"], root, env) / args.students
@@ -84,7 +86,7 @@ def main() -> None:
     print(f"| all | {total_seq:.1f} | {total_par:.1f} | {total_seq / total_par:.2f}x |")
     # 60 students x (seconds per submission summed over the assignments) / 60 s per minute
     print(f"\nA class of 60 students x {len(rows)} assignments: {total_seq:.0f} min sequentially, "
-          f"{total_par:.0f} min with tlcourse grade --jobs {args.jobs} ({args.students} mixed submissions per assignment measured)")
+          f"{total_par:.0f} min with tlcourse grade --jobs {args.jobs} ({args.students} submissions per assignment, in turn: {args.mix})")
     shutil.rmtree(tmp, ignore_errors=True)
 
 
