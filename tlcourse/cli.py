@@ -86,6 +86,7 @@ def _grade(args: argparse.Namespace) -> int:
 
     from tlcourse.grading import grade
     from tlcourse.grading.assignments import CONFIG_FILE, course_config
+    from tlcourse.grading.config import COURSE_ID
     from tlcourse.grading.sandbox import sandbox_problem
 
     root = Path(args.root).resolve()
@@ -97,7 +98,7 @@ def _grade(args: argparse.Namespace) -> int:
         if problem:
             print(f"error: refusing to grade without a sandbox: {problem}", file=sys.stderr)
             return 2
-    with Gradebook(grade._db_url(course_config(root)), course_id=grade._course_id()) as gb:
+    with Gradebook(grade.gradebook_url(course_config(root)), course_id=COURSE_ID) as gb:
         try:
             gb.find_assignment(args.assignment)
         except MissingEntry:

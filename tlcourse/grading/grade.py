@@ -18,7 +18,9 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["GradeOutcome", "grade_class", "list_submissions", "summary_table"]
+from tlcourse.grading.config import COURSE_ID
+
+__all__ = ["GradeOutcome", "grade_class", "gradebook_url", "list_submissions", "summary_table"]
 
 
 @dataclass
@@ -47,7 +49,8 @@ def list_submissions(root: Path, assignment: str) -> list[str]:
     return sorted(p.name for p in submitted.iterdir() if (p / assignment).is_dir())
 
 
-def _db_url(config: object) -> str:
+def gradebook_url(config: object) -> str:
+    """The course's gradebook URL, made to wait up to a minute for SQLite's lock (parallel workers share it)."""
     url = config.CourseDirectory.get("db_url") if "db_url" in config.CourseDirectory else ""  # type: ignore[attr-defined]
     if not url:
         url = f"sqlite:///{Path(config.CourseDirectory.root) / 'gradebook.db'}"  # type: ignore[attr-defined]
@@ -59,18 +62,12 @@ def _db_url(config: object) -> str:
 def _record(db_url: str, assignment: str, student: str) -> tuple[float | None, float | None]:
     from nbgrader.api import Gradebook, MissingEntry
 
-    with Gradebook(db_url, course_id=_course_id()) as gb:
+    with Gradebook(db_url, course_id=COURSE_ID) as gb:
         try:
             submission = gb.find_submission(assignment, student)
         except MissingEntry:
             return None, None
         return submission.code_score, submission.max_code_score
-
-
-def _course_id() -> str:
-    from tlcourse.grading.config import COURSE_ID
-
-    return COURSE_ID
 
 
 def _stop_reason(root: Path, assignment: str, student: str) -> str | None:
@@ -143,7 +140,7 @@ def grade_class(
     root = Path(root).resolve()
     names = list(students) if students is not None else list_submissions(root, assignment)
     jobs = max(1, min(jobs or os.cpu_count() or 1, max(1, len(names))))
-    db_url = _db_url(course_config(root))
+    db_url = gradebook_url(course_config(root))
     settings = {section: dict(values) for section, values in (overrides or {}).items()}
     settings.setdefault("CourseDirectory", {})["db_url"] = db_url
     # Share the cores: with 2 workers on 2 cores, each kernel computes with 1 thread (torch slows down

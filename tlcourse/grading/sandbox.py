@@ -29,8 +29,8 @@ __all__ = ["Sandbox", "SandboxUnavailableError", "sandbox_problem"]
 
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 SANDBOX_HOME = "/tmp/home"
-# The kernel's sockets live on a tiny tmpfs inside the sandbox; nbgrader reaches them through
-# /proc/<pid>/root/... (see kernel.py), so no host folder is writable from inside.
+# The kernel's sockets live on a tiny tmpfs inside the sandbox; nbgrader reaches them through the root
+# folder that /proc shows for the sandbox's first process (see kernel.py): no host folder is writable inside.
 SOCKETS_DIR = "/run/tlcourse"
 CONNECTION_FILE = f"{SOCKETS_DIR}/kernel.json"
 

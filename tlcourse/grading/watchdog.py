@@ -45,8 +45,6 @@ class Watchdog(threading.Thread):
         self.limits = limits
         self.on_limit = on_limit
         self.interval = interval
-        self.peak_memory = 0
-        self.peak_processes = 0
         self._stop_event = threading.Event()
 
     def stop(self) -> None:
@@ -78,8 +76,6 @@ class Watchdog(threading.Thread):
                 memory, count = self._sample(root)
             except psutil.NoSuchProcess:
                 return
-            self.peak_memory = max(self.peak_memory, memory)
-            self.peak_processes = max(self.peak_processes, count)
             reason = None
             if count > self.limits.processes:
                 reason = f"more than {self.limits.processes} processes"
