@@ -62,6 +62,7 @@ def _attacks(root: Path, port: int) -> dict[str, str]:
         "sigint": "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass",
         "crash": "import os\nos.kill(os.getpid(), 9)",
         "flood": "while True:\n    print('x' * 100_000)",
+        "big_message": "print('x' * (100 << 20))",  # one 100 MiB message: refused before it reaches the grader
         "dev_write": 'open("/dev/stolen", "w").write("x")',
         # memory the processes' resident pages do not show: only a control group's hard limit sees it
         "memfd": "import os\nfds = [os.memfd_create(f'm{i}') for i in range(10)]\nfor fd in fds:\n    os.write(fd, bytes(500 << 20))",
@@ -87,7 +88,7 @@ def _hard_limits() -> bool:
 HARD_LIMITS = _hard_limits()
 FOILED = {"gradebook", "gradebook_read", "solutions", "public_key", "write_outside", "config", "other_student", "socket", "dev_write", "shm_flood", "disk_flood"}
 FOILED |= {"threads"} if HARD_LIMITS else set()  # more tasks than the group allows: threads fail to start
-STOPPED = {"memory", "forkbomb", "sigint", "crash"} | ({"memfd"} if HARD_LIMITS else set())
+STOPPED = {"memory", "forkbomb", "sigint", "crash", "big_message"} | ({"memfd"} if HARD_LIMITS else set())
 HONEST = ["a_honest", "m_honest", "z_honest"]
 
 
@@ -243,7 +244,7 @@ def test_a_submission_stopped_by_a_limit_keeps_the_points_before_it(graded, stud
     assert reasons and reasons[0].startswith("stopped:") and T2_ANSWER in reasons[0], reasons[:1]
     expected = {
         "memory": f"more than {MEMORY_LIMIT[0]} GiB of memory", "forkbomb": "more than 64 processes", "sigint": "ignored the interrupt",
-        "crash": "kernel died", "memfd": f"more than {MEMORY_LIMIT[0]} GiB of memory",
+        "crash": "kernel died", "big_message": "stopped arriving", "memfd": f"more than {MEMORY_LIMIT[0]} GiB of memory",
     }
     assert expected[student] in reasons[0]
     assert expected[student] in graded.proc.stdout  # the summary's "limit hit" column

@@ -147,15 +147,19 @@ class SandboxedExecute(Execute):
             cell.outputs = [_error(f"not run: {self._stopped}")]
             return cell
         self._current = label
+        self._interrupted = False
         try:
             return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
         except DeadKernelError:
             km = self.km
             reason = km.death_reason() if isinstance(km, SandboxKernelManager) else "the kernel died (it crashed or was killed)"
             self._stop(cell, f"stopped: {reason} in cell {label}")
-        except CellTimeoutError:
+        except CellTimeoutError:  # the kernel's output stopped coming: after the interrupt at a timeout, or lost
             self._kill()
-            self._stop(cell, f"stopped: cell {label} ran longer than {self._get_timeout(None)} s and ignored the interrupt")
+            if self._interrupted:
+                self._stop(cell, f"stopped: cell {label} ran longer than {self._get_timeout(None)} s and ignored the interrupt")
+            else:
+                self._stop(cell, f"stopped: the output of cell {label} stopped arriving (a message over the size limit?)")
         except GradingStopped as stop:
             self._stop(cell, str(stop))
         return cell
@@ -183,6 +187,7 @@ class SandboxedExecute(Execute):
         if monotonic() >= self._deadline:
             self._kill()
             raise GradingStopped(f"stopped: the notebook ran longer than {self.notebook_timeout} s (in cell {self._current})")
+        self._interrupted = True
         return await super()._async_handle_timeout(timeout, cell)
 
     def output(self, outs: list[NotebookNode], msg: dict[str, Any], display_id: str | None, cell_index: int) -> NotebookNode | None:

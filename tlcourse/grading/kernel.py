@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import zmq
 from jupyter_client.manager import AsyncKernelManager
 
 from tlcourse.grading.cgroups import Cgroup, make_cgroup
@@ -110,6 +111,13 @@ class SandboxKernelManager(AsyncKernelManager):
             self.ip = f"/proc/{_namespace_init(pid)}/root{SOCKETS_DIR}/k"  # the same sockets, seen from the host
         self.watchdog = Watchdog(pid, self.limits, self._on_limit)
         self.watchdog.start()
+
+    def client(self, **kwargs: Any) -> Any:
+        """A client whose sockets refuse messages over 64 MiB: the grader's memory is outside the sandbox's
+        limits, so zmq drops such a message instead, and the cell's output simply misses it."""
+        kc = super().client(**kwargs)
+        kc.context.setsockopt(zmq.MAXMSGSIZE, max(64 << 20, 4 * self.limits.output_bytes))
+        return kc
 
     def death_reason(self) -> str:
         """Why the kernel is gone: the limit the watchdog or the control group enforced, else a crash."""
