@@ -1,4 +1,4 @@
-"""How much does ``tlcourse.train.fit`` cost over a bare PyTorch loop?
+"""How much does ``tlcourse.training.fit`` cost over a bare PyTorch loop?
 
 Trains the same LeNet-5-sized CNN (1x32x32 input) on the same in-memory data
 with (a) a minimal hand-written loop (zero_grad / forward / loss / backward /
@@ -19,8 +19,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from tlcourse.device import get_device, seed_everything, synchronize
-from tlcourse.train import fit
+from tlcourse.core.device import get_device, seed_everything, synchronize
+from tlcourse.training import fit
 
 
 def lenet5() -> nn.Module:

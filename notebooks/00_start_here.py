@@ -47,12 +47,13 @@ import torch
 from torch import nn
 
 import tlcourse
-from tlcourse import config, data
-from tlcourse.device import describe_device, get_device, seed_everything, synchronize
-from tlcourse.doctor import report, run_checks
-from tlcourse.plots import plot_history, show_images
-from tlcourse.results import save_results
-from tlcourse.train import evaluate, fit
+from tlcourse.core import config
+from tlcourse import data
+from tlcourse.core.device import describe_device, get_device, seed_everything, synchronize
+from tlcourse.course.doctor import report, run_checks
+from tlcourse.measure.plots import plot_history, show_images
+from tlcourse.course.results import save_results
+from tlcourse.training import evaluate, fit
 
 seed_everything(SEED)
 device = get_device(DEVICE)

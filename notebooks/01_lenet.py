@@ -40,14 +40,14 @@ import torch
 from torch import nn
 
 from tlcourse import data
-from tlcourse.activations import capture_activations
-from tlcourse.device import describe_device, get_device, seed_everything
-from tlcourse.metrics import confusion_matrix, per_class_accuracy, worst_mistakes
+from tlcourse.measure.activations import capture_activations
+from tlcourse.core.device import describe_device, get_device, seed_everything
+from tlcourse.measure.metrics import confusion_matrix, per_class_accuracy, worst_mistakes
 from tlcourse.models import LeNet5, lenet5
-from tlcourse.plots import plot_confusion_matrix, plot_feature_maps, plot_filters, plot_history, show_images
-from tlcourse.profile import count_flops, count_parameters, format_trace, trace_shapes
-from tlcourse.results import save_results
-from tlcourse.train import evaluate, fit
+from tlcourse.measure.plots import plot_confusion_matrix, plot_feature_maps, plot_filters, plot_history, show_images
+from tlcourse.measure.profile import count_flops, count_parameters, format_trace, trace_shapes
+from tlcourse.course.results import save_results
+from tlcourse.training import evaluate, fit
 
 lesson_start = time.perf_counter()
 seed_everything(SEED)

@@ -47,14 +47,14 @@ from IPython.display import Markdown, display
 from torch import nn
 
 from tlcourse import data
-from tlcourse.device import describe_device, get_device, seed_everything
+from tlcourse.core.device import describe_device, get_device, seed_everything
 from tlcourse.models.alexnet_vgg import AlexNet, ConvStack, VGG, small_alexnet, small_vgg
-from tlcourse.plots import plot_history, show_images
-from tlcourse.profile import count_flops, count_parameters
-from tlcourse.receptive_field import conv_layers, empirical_receptive_field, receptive_field
-from tlcourse.results import save_results
-from tlcourse.timeline import architecture_timeline, format_timeline
-from tlcourse.train import evaluate, fit
+from tlcourse.measure.plots import plot_history, show_images
+from tlcourse.measure.profile import count_flops, count_parameters
+from tlcourse.measure.receptive_field import conv_layers, empirical_receptive_field, receptive_field
+from tlcourse.course.results import save_results
+from tlcourse.measure.timeline import architecture_timeline, format_timeline
+from tlcourse.training import evaluate, fit
 
 lesson_start = time.perf_counter()
 if SMOKE:
@@ -292,7 +292,7 @@ full = {r["name"]: r for r in full_size}
 #
 # ## The road ahead
 #
-# Every architecture in this course, measured the same way by `tlcourse.timeline` from torchvision's
+# Every architecture in this course, measured the same way by `tlcourse.measure.timeline` from torchvision's
 # definitions (LeNet-5 is ours, at its 32x32 grey input). *Depth* counts the weight layers on the
 # longest path from input to output (the rule is documented in `tlcourse/timeline.py`); *top-1* is the
 # ImageNet accuracy torchvision reports for its first published weights.

@@ -44,16 +44,16 @@ import torch
 from torch import nn
 
 from tlcourse import data
-from tlcourse.device import describe_device, get_device, seed_everything
-from tlcourse.imagenet import class_index, class_names
+from tlcourse.core.device import describe_device, get_device, seed_everything
+from tlcourse.data.imagenet import class_index, class_names
 from tlcourse.models.efficientnet import (
     EFFICIENTNET_LITE_VARIANTS, LITE_MEAN, LITE_STD, LITE_STAGES, EfficientNetLite, efficientnet_lite,
     efficientnet_lite0, lite_transform, scaled_stages,
 )
 from tlcourse.models.mobilenet import ConvBNAct, DepthwiseSeparableConv, MBConv
-from tlcourse.plots import show_images
-from tlcourse.profile import count_flops, count_parameters, format_trace, measure_latency, trace_shapes
-from tlcourse.results import save_results
+from tlcourse.measure.plots import show_images
+from tlcourse.measure.profile import count_flops, count_parameters, format_trace, measure_latency, trace_shapes
+from tlcourse.course.results import save_results
 
 lesson_start = time.perf_counter()
 seed_everything(SEED)

@@ -46,12 +46,12 @@ import torch
 import torch.nn.functional as F
 
 from tlcourse import data
-from tlcourse.device import describe_device, get_device, seed_everything
+from tlcourse.core.device import describe_device, get_device, seed_everything
 from tlcourse.models.vit import (ViTBaselineCNN, EncoderBlock, MultiHeadSelfAttention, PatchEmbedding, VIT_CONFIGS,
                                  VisionTransformer, ViTConfig, attention_rollout, cls_attention, vit)
-from tlcourse.profile import count_flops, count_parameters, format_trace, trace_shapes
-from tlcourse.results import save_results
-from tlcourse.train import evaluate, fit
+from tlcourse.measure.profile import count_flops, count_parameters, format_trace, trace_shapes
+from tlcourse.course.results import save_results
+from tlcourse.training import evaluate, fit
 
 lesson_start = time.perf_counter()
 seed_everything(SEED)
@@ -378,7 +378,7 @@ print(f"mean similarity: grid neighbours {neighbour_similarity:.3f}, positions {
 # 2. Change the patch size to 7 (16 patches) and to 2 (196 patches). How do the parameter count, the
 #    FLOPs and the accuracy change? Which part of the cost grows with *N²*?
 # 3. Double `STEPS`. Which model gains more? What does it tell you about the ViT's handicap: data or optimisation?
-# 4. Time `MultiHeadSelfAttention` with and without `return_weights=True` (`tlcourse.profile.measure_latency`)
+# 4. Time `MultiHeadSelfAttention` with and without `return_weights=True` (`tlcourse.measure.profile.measure_latency`)
 #    for 50 and for 800 tokens. When does the fused kernel pay off?
 
 # %%

@@ -55,12 +55,12 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from tlcourse import data
-from tlcourse.backbones import load_backbone
-from tlcourse.device import describe_device, get_device, seed_everything
+from tlcourse.transfer.backbones import load_backbone
+from tlcourse.core.device import describe_device, get_device, seed_everything
 from tlcourse.models.efficientnet import LITE_MEAN, LITE_STD, efficientnet_lite0
-from tlcourse.plots import plot_history, show_images
-from tlcourse.results import save_results
-from tlcourse.train import evaluate, fit
+from tlcourse.measure.plots import plot_history, show_images
+from tlcourse.course.results import save_results
+from tlcourse.training import evaluate, fit
 from tlcourse.transfer import (
     Features, extract_features, feature_cache_key, freeze, replace_head, stages, trainable_report,
 )

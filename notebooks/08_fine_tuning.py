@@ -22,8 +22,8 @@
 # 2. **layer-wise learning rates**: small for the early, generic stages, larger near the head (`param_groups` with `spread` or `decay`);
 # 3. **batch-norm statistics** kept frozen against updated by the small batches;
 # 4. **augmentation** (random resized crop and flip) against none;
-# 5. a **learning-rate schedule** with warm-up, and the **learning-rate range test** to choose the rate (`tlcourse.lr_finder`);
-# 6. **early stopping** that restores the best weights (`tlcourse.callbacks.EarlyStopping`);
+# 5. a **learning-rate schedule** with warm-up, and the **learning-rate range test** to choose the rate (`tlcourse.training.lr_finder`);
+# 6. **early stopping** that restores the best weights (`tlcourse.training.callbacks.EarlyStopping`);
 #
 # and finally the best recipe against lesson 07's feature extraction, in accuracy *and* in time.
 
@@ -59,13 +59,13 @@ from torch.utils.data import DataLoader, TensorDataset
 from torchvision.transforms import v2
 
 from tlcourse import data
-from tlcourse.callbacks import EarlyStopping
-from tlcourse.device import describe_device, get_device, seed_everything, synchronize
-from tlcourse.lr_finder import lr_range_test
+from tlcourse.training.callbacks import EarlyStopping
+from tlcourse.core.device import describe_device, get_device, seed_everything, synchronize
+from tlcourse.training.lr_finder import lr_range_test
 from tlcourse.models.efficientnet import LITE_MEAN, LITE_STD, efficientnet_lite0, lite_transform
-from tlcourse.plots import plot_history
-from tlcourse.results import save_results
-from tlcourse.train import evaluate, fit
+from tlcourse.measure.plots import plot_history
+from tlcourse.course.results import save_results
+from tlcourse.training import evaluate, fit
 from tlcourse.transfer import (
     extract_features, fine_tune, freeze, freeze_to, param_groups, replace_head, stages, trainable_report,
 )
@@ -397,7 +397,7 @@ print(f"\nval accuracy: augmentation {augmented_run['val_acc']:.3f} vs none {bas
 # because early stopping may end training before a one-cycle schedule has finished.
 #
 # Which peak rate? Smith's **learning-rate range test**: train for a few dozen to a few hundred mini-batches
-# while the rate grows exponentially from 1e-6 to 1, and watch the loss. `tlcourse.lr_finder.lr_range_test`
+# while the rate grows exponentially from 1e-6 to 1, and watch the loss. `tlcourse.training.lr_finder.lr_range_test`
 # sweeps all layer-wise groups together (keeping their ratios), smooths the loss, stops when it explodes,
 # suggests the rate at the minimum of the smoothed loss divided by ten, and restores the model and the
 # optimizer afterwards.

@@ -20,12 +20,12 @@
 #
 # **In this lesson you will**
 #
-# 1. measure a network's cost in one call (`tlcourse.compare.measure_backbone`): parameters, FLOPs, CPU latency
+# 1. measure a network's cost in one call (`tlcourse.measure.compare.measure_backbone`): parameters, FLOPs, CPU latency
 #    of one image and of a batch, peak memory of a forward pass;
 # 2. run the same task with every backbone available: ImageNet-pretrained EfficientNet-Lite0 (offline), the
 #    same Lite0 with random weights, small networks of the course with random weights or trained from scratch,
 #    and — with internet access — torchvision's pretrained ResNet-18/50, MobileNetV3, EfficientNet-B0 and ViT-B/16;
-# 3. draw accuracy against latency and FLOPs, find the Pareto front (`tlcourse.compare.pareto_front`);
+# 3. draw accuracy against latency and FLOPs, find the Pareto front (`tlcourse.measure.compare.pareto_front`);
 # 4. sort out which factors — depth, parameters, receptive field, compute, domain, pretrained weights — the
 #    measurements actually support.
 
@@ -61,13 +61,13 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from tlcourse import data
-from tlcourse.backbones import BackboneUnavailableError, load_backbone
-from tlcourse.compare import measure_backbone, pareto_front
-from tlcourse.device import describe_device, get_device, seed_everything
+from tlcourse.transfer.backbones import BackboneUnavailableError, load_backbone
+from tlcourse.measure.compare import measure_backbone, pareto_front
+from tlcourse.core.device import describe_device, get_device, seed_everything
 from tlcourse.models import ViTBaselineCNN, efficientnet_lite0, lenet5, lite_transform, resnet_small, vit
 from tlcourse.models.efficientnet import EfficientNetLite, ScalingConfig, scaled_stages
-from tlcourse.results import save_results
-from tlcourse.train import fit
+from tlcourse.course.results import save_results
+from tlcourse.training import fit
 from tlcourse.transfer import Features, extract_features, replace_head
 
 lesson_start = time.perf_counter()
@@ -90,7 +90,7 @@ print("device:", describe_device(device), f"| 1-minute load average before: {loa
 #
 # `measure_backbone(model, (3, 224, 224))` returns a `BackboneCost`:
 #
-# * **parameters** (`tlcourse.profile.count_parameters`) — the size of the file you ship;
+# * **parameters** (`tlcourse.measure.profile.count_parameters`) — the size of the file you ship;
 # * **FLOPs** of one image (`count_flops`, a multiply-add = 2 FLOPs; convolutions, matrix products and attention only);
 # * **latency**: median time of one image, and of a batch (`measure_latency`), with torch limited to
 #   `LATENCY_THREADS` threads while timing — on a shared CPU one thread gives steadier numbers than all of them;

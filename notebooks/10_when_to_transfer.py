@@ -55,15 +55,15 @@ import numpy as np
 import torch
 
 from tlcourse import data
-from tlcourse.device import describe_device, get_device, seed_everything
+from tlcourse.core.device import describe_device, get_device, seed_everything
 from tlcourse.models.lenet import lenet5
-from tlcourse.plots import show_images
-from tlcourse.results import save_results
-from tlcourse.scenarios import (
+from tlcourse.measure.plots import show_images
+from tlcourse.course.results import save_results
+from tlcourse.transfer.scenarios import (
     STRATEGIES, digit_task, digit_tensors, pixel_permutation, run_strategy, strategy_plan, train_model,
     transferred_model,
 )
-from tlcourse.train import evaluate
+from tlcourse.training import evaluate
 from tlcourse.transfer import stages, trainable_report
 
 lesson_start = time.perf_counter()
@@ -139,7 +139,7 @@ print("stages:", stage_names)
 # %% [markdown]
 # ## 2. Four strategies
 #
-# `tlcourse.scenarios.run_strategy` builds each model from the trained source with
+# `tlcourse.transfer.scenarios.run_strategy` builds each model from the trained source with
 # `transferred_model` and trains it with AdamW and a cosine schedule. We treat LeNet the way torchvision
 # treats VGG: the convolutions `c1, c3, c5` are the **backbone**, `f6` and `output` the **classifier**,
 # which is always new (randomly initialised) because the target has other classes. Then:

@@ -45,15 +45,15 @@ class LessonRunner:
     """Runs each lesson at most once per test session in smoke mode (offline in CI), caching the outcome."""
 
     def __init__(self, output: Path) -> None:
-        from tlcourse.lessons import list_lessons
+        from tlcourse.course.lessons import list_lessons
 
         self.output = output
         self.lessons = {lesson.id: lesson for lesson in list_lessons(REPO / "notebooks")}
         self._runs: dict = {}
 
     def __call__(self, lesson_id: str):
-        """The :class:`tlcourse.lessons.LessonRun` of ``lesson_id`` (e.g. "04_resnet") in smoke mode on the CPU."""
-        from tlcourse.lessons import run_lesson
+        """The :class:`tlcourse.course.lessons.LessonRun` of ``lesson_id`` (e.g. "04_resnet") in smoke mode on the CPU."""
+        from tlcourse.course.lessons import run_lesson
 
         if lesson_id not in self._runs:
             self._runs[lesson_id] = run_lesson(self.lessons[lesson_id], self.output, smoke=True, device="cpu")

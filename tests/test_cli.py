@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tlcourse.cli import main
+from tlcourse.course.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,7 +34,7 @@ def test_doctor_passes_on_this_install() -> None:
 def test_doctor_fails_with_the_fix_when_weights_are_missing(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tlcourse import weights
+    from tlcourse.models import weights
 
     monkeypatch.setitem(weights.PACKAGED_WEIGHTS, "efficientnet_lite0", ("no_such_weights_package", "Nothing"))
     assert main(["doctor"]) == 1

@@ -16,7 +16,7 @@ from torchvision.transforms import v2
 
 import tlcourse.data.fetch as fetch_module
 import tlcourse.data.loaders as loaders_module
-from tlcourse import config
+from tlcourse.core import config
 from tlcourse.data import (
     DATASETS,
     HYMENOPTERA_TREE_DIGEST,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from tlcourse.device import (
+from tlcourse.core.device import (
     available_devices,
     describe_device,
     get_device,

@@ -112,8 +112,8 @@ CHEATS: dict[str, dict[str, tuple[set[str], dict[str, str], set[str]]]] = {
             "        field += kernel_size - 1\n    return field\n"
         )}, {"a02_t2_tests"}),
         "reference_import": ({"t1"}, {"a02_t2_receptive_field": (
-            "import tlcourse.receptive_field\n\n\ndef receptive_field(layers):\n"
-            "    return tlcourse.receptive_field.receptive_field(layers)\n"
+            "import tlcourse.measure.receptive_field\n\n\ndef receptive_field(layers):\n"
+            "    return tlcourse.measure.receptive_field.receptive_field(layers)\n"
         )}, {"a02_t2_tests"}),
         "always_equal": (set(), {
             "a02_t1_output_size": _ALWAYS_EQUAL + "def conv_output_size(*args, **kwargs):\n    return AlwaysEqual()\n",

@@ -9,12 +9,12 @@ from torch import nn
 
 from conftest import LessonRunner
 from tlcourse import data
-from tlcourse.device import seed_everything
+from tlcourse.core.device import seed_everything
 from tlcourse.models.alexnet_vgg import VGG, AlexNet, ConvStack, small_alexnet, small_vgg
-from tlcourse.profile import count_flops, count_parameters
-from tlcourse.receptive_field import conv_layers, empirical_receptive_field, receptive_field
-from tlcourse.timeline import ARCHITECTURES, architecture_timeline, format_timeline
-from tlcourse.train import fit
+from tlcourse.measure.profile import count_flops, count_parameters
+from tlcourse.measure.receptive_field import conv_layers, empirical_receptive_field, receptive_field
+from tlcourse.measure.timeline import ARCHITECTURES, architecture_timeline, format_timeline
+from tlcourse.training import fit
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5])

@@ -9,7 +9,7 @@ from torch import nn
 
 from conftest import LessonRunner
 from tlcourse import data
-from tlcourse.device import seed_everything
+from tlcourse.core.device import seed_everything
 from tlcourse.models.resnet import (
     BasicBlock,
     Bottleneck,
@@ -21,7 +21,7 @@ from tlcourse.models.resnet import (
     resnet_small,
     without_normalization,
 )
-from tlcourse.profile import count_parameters
+from tlcourse.measure.profile import count_parameters
 
 # ---------------------------------------------------------------- the model code
 

@@ -11,7 +11,7 @@ from torch import nn
 
 from conftest import LessonRunner
 from tlcourse import data
-from tlcourse.imagenet import class_index, class_names
+from tlcourse.data.imagenet import class_index, class_names
 from tlcourse.models.efficientnet import (
     EFFICIENTNET_LITE_VARIANTS,
     efficientnet_lite,
@@ -20,8 +20,8 @@ from tlcourse.models.efficientnet import (
     lite_transform,
 )
 from tlcourse.models.mobilenet import ConvBNAct, DepthwiseSeparableConv, MBConv, SamePad2d
-from tlcourse.profile import count_flops, count_parameters
-from tlcourse.weights import packaged_weights
+from tlcourse.measure.profile import count_flops, count_parameters
+from tlcourse.models.weights import packaged_weights
 
 LESSON = "05_mobilenet_efficientnet"
 ANT, BEE = 310, 309

@@ -19,7 +19,7 @@ from tlcourse.models.vit import (
     cls_attention,
     vit,
 )
-from tlcourse.profile import count_parameters
+from tlcourse.measure.profile import count_parameters
 
 PARAMETER_RATIO = 1.25  # the lesson's claim: its CNN and ViT have the same size within 25%
 
@@ -123,8 +123,8 @@ def test_parameter_counts() -> None:
 def test_cnn_needs_less_data_than_vit_at_the_same_size_and_budget() -> None:
     """The lesson's claim on its smallest set, as a seeded experiment on 100 bundled MNIST digits."""
     from tlcourse import data
-    from tlcourse.device import seed_everything
-    from tlcourse.train import evaluate, fit
+    from tlcourse.core.device import seed_everything
+    from tlcourse.training import evaluate, fit
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # steadier on a shared CPU; restored below

@@ -1,4 +1,4 @@
-"""Lesson 08: fine-tuning Lite0 on ants vs bees, and the learning-rate range test of tlcourse.lr_finder."""
+"""Lesson 08: fine-tuning Lite0 on ants vs bees, and the learning-rate range test of tlcourse.training.lr_finder."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from conftest import REPO, LessonRunner
-from tlcourse.lessons import list_lessons, run_lesson
-from tlcourse.lr_finder import LRFinderResult, lr_range_test, suggest_lr
+from tlcourse.course.lessons import list_lessons, run_lesson
+from tlcourse.training.lr_finder import LRFinderResult, lr_range_test, suggest_lr
 from tlcourse.transfer import stage_lrs
 
 LESSON = "08_fine_tuning"
@@ -124,7 +124,7 @@ def test_full_mode_fine_tuning_against_feature_extraction(tmp_path: Path) -> Non
     assert r["final"]["restored_val_loss"] == pytest.approx(r["final"]["best_val_loss"], abs=1e-4)
 
 
-# ---------------------------------------------------------------- tlcourse.lr_finder, directly
+# ---------------------------------------------------------------- tlcourse.training.lr_finder, directly
 
 
 def _problem(seed: int = 0) -> tuple[nn.Module, DataLoader]:

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from conftest import REPO, LessonRunner
-from tlcourse.compare import BackboneCost, dominates, measure_backbone, pareto_front, peak_memory
-from tlcourse.lessons import list_lessons, run_lesson
+from tlcourse.measure.compare import BackboneCost, dominates, measure_backbone, pareto_front, peak_memory
+from tlcourse.course.lessons import list_lessons, run_lesson
 
 LESSON = "09_choosing_an_architecture"
 LESSONS = {lesson.id: lesson for lesson in list_lessons(REPO / "notebooks")}
@@ -88,7 +88,7 @@ def test_full_mode_pretrained_weights_beat_every_other_offline_backbone(tmp_path
     assert r["best_scratch_acc"] < r["pretrained_lite0_acc"] - 0.1
 
 
-# ---------------------------------------------------------------- tlcourse.compare directly
+# ---------------------------------------------------------------- tlcourse.measure.compare directly
 
 
 def test_pareto_front_of_hand_made_points() -> None:

@@ -1,4 +1,4 @@
-"""Lesson 10: the size x similarity grid, negative transfer and frozen-layer curve; tlcourse.scenarios directly."""
+"""Lesson 10: the size x similarity grid, negative transfer and frozen-layer curve; tlcourse.transfer.scenarios directly."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 
 from conftest import LessonRunner
 from tlcourse.models.lenet import lenet5
-from tlcourse.scenarios import (
+from tlcourse.transfer.scenarios import (
     STRATEGIES,
     Task,
     digit_task,
@@ -46,7 +46,7 @@ def test_smoke_run_records_the_full_grid_and_the_layer_curve(smoke_lesson: Lesso
     assert r["negative_transfer"]["small/feature_extraction"] < -0.1
 
 
-# ---------------------------------------------------------------- tlcourse.scenarios directly
+# ---------------------------------------------------------------- tlcourse.transfer.scenarios directly
 
 
 @pytest.fixture(scope="module")

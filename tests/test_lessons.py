@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, LessonRunner
-from tlcourse.lessons import list_lessons, run_lesson
+from tlcourse.course.lessons import list_lessons, run_lesson
 
 SMOKE_SECONDS = 60  # the lesson contract: smoke mode finishes in a minute on a 2-core CPU
 LESSONS = {lesson.id: lesson for lesson in list_lessons(REPO / "notebooks")}

@@ -13,12 +13,12 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from tlcourse import plots
-from tlcourse.activations import capture_activations
-from tlcourse.metrics import confusion_matrix, per_class_accuracy, worst_mistakes
+from tlcourse.measure import plots
+from tlcourse.measure.activations import capture_activations
+from tlcourse.measure.metrics import confusion_matrix, per_class_accuracy, worst_mistakes
 from tlcourse.models import LeNet5, lenet5
-from tlcourse.results import load_results, save_results
-from tlcourse.train import History
+from tlcourse.course.results import load_results, save_results
+from tlcourse.training import History
 
 
 @pytest.mark.parametrize("variant", ["classic", "modern"])

@@ -36,7 +36,7 @@ def test_torch_is_not_pinned_to_the_broken_cpu_wheel() -> None:
 
 def test_console_script_is_declared() -> None:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    assert project["scripts"]["tlcourse"] == "tlcourse.cli:main"
+    assert project["scripts"]["tlcourse"] == "tlcourse.course.cli:main"
 
 
 def test_there_are_lessons() -> None:

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from tlcourse.profile import (
+from tlcourse.measure.profile import (
     LatencyResult,
     LayerTrace,
     count_flops,

@@ -11,9 +11,9 @@ from sklearn.datasets import load_digits
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from tlcourse.callbacks import Callback, Checkpoint, EarlyStopping, TrainState
-from tlcourse.device import seed_everything
-from tlcourse.train import EpochRecord, EvalResult, History, evaluate, fit
+from tlcourse.training.callbacks import Callback, Checkpoint, EarlyStopping, TrainState
+from tlcourse.core.device import seed_everything
+from tlcourse.training import EpochRecord, EvalResult, History, evaluate, fit
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""tlcourse.transfer and tlcourse.backbones: freezing, heads, layer-wise rates, feature cache, fine_tune."""
+"""tlcourse.transfer and tlcourse.transfer.backbones: freezing, heads, layer-wise rates, feature cache, fine_tune."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from tlcourse import transfer
-from tlcourse.backbones import BackboneUnavailableError, load_backbone
-from tlcourse.device import seed_everything
+from tlcourse.transfer.backbones import BackboneUnavailableError, load_backbone
+from tlcourse.core.device import seed_everything
 from tlcourse.models.efficientnet import efficientnet_lite0
 from tlcourse.models.resnet import resnet18
-from tlcourse.train import evaluate, fit
+from tlcourse.training import evaluate, fit
 
 
 class SmallNet(nn.Module):

@@ -7,8 +7,8 @@
 
 from __future__ import annotations
 
-from .datasets import SplitDataset, TensorImageDataset
-from .fetch import (
+from tlcourse.data.datasets import SplitDataset, TensorImageDataset
+from tlcourse.data.fetch import (
     HYMENOPTERA_TREE_DIGEST,
     HYMENOPTERA_URL,
     dataset_available,
@@ -17,11 +17,12 @@ from .fetch import (
     tree_digest,
     verify_hymenoptera,
 )
-from .errors import DatasetIntegrityError, DatasetNotAvailableError, UnknownDatasetError
-from .loaders import DataBundle, load, loader_kwargs
-from .registry import DATASETS, IMAGENET_MEAN, IMAGENET_STD, DatasetInfo, get_info, list_datasets
-from .splits import SPLIT_SEED, subset_per_class
-from .transforms import PRESETS, transform_preset
+from tlcourse.data.errors import DatasetIntegrityError, DatasetNotAvailableError, UnknownDatasetError
+from tlcourse.data.loaders import DataBundle, load, loader_kwargs
+from tlcourse.data.registry import DATASETS, IMAGENET_MEAN, IMAGENET_STD, DatasetInfo, get_info, list_datasets
+from tlcourse.data.splits import SPLIT_SEED, subset_per_class
+from tlcourse.data.tensors import dataset_tensors, tensor_loader
+from tlcourse.data.transforms import PRESETS, transform_preset
 
 __all__ = [
     "DATASETS",
@@ -40,12 +41,14 @@ __all__ = [
     "UnknownDatasetError",
     "dataset_available",
     "dataset_path",
+    "dataset_tensors",
     "download",
     "get_info",
     "list_datasets",
     "load",
     "loader_kwargs",
     "subset_per_class",
+    "tensor_loader",
     "transform_preset",
     "tree_digest",
     "verify_hymenoptera",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from tlcourse.core.lookup import UnknownNameError
 
-class UnknownDatasetError(ValueError):
+
+class UnknownDatasetError(UnknownNameError):
     """A dataset name that is not in :data:`tlcourse.data.DATASETS`."""
 
 

@@ -7,9 +7,9 @@ import importlib.util
 import os
 from pathlib import Path
 
-from ..config import OFFLINE_ENV, data_root, is_offline
-from .errors import DatasetIntegrityError, DatasetNotAvailableError
-from .registry import get_info
+from tlcourse.core.config import OFFLINE_ENV, data_root, is_offline
+from tlcourse.data.errors import DatasetIntegrityError, DatasetNotAvailableError
+from tlcourse.data.registry import get_info
 
 HYMENOPTERA_URL = "https://download.pytorch.org/tutorial/hymenoptera_data.zip"
 #: :func:`tree_digest` of the original ``hymenoptera_data`` (``train/`` and ``val/``).
@@ -217,7 +217,7 @@ def download(name: str, root: str | os.PathLike[str] | None = None) -> Path:
     """
     info = get_info(name)
     if info.name in _BUNDLED:
-        from .memory import raw_arrays
+        from tlcourse.data.memory import raw_arrays
 
         raw_arrays(info.name)
         return dataset_path(info.name, root)

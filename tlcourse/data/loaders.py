@@ -12,13 +12,13 @@ from typing import Any, Callable
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ..config import data_root
-from .datasets import SplitDataset
-from .fetch import ensure_available
-from .registry import DatasetInfo, get_info
-from .sources import STRATIFIED, build_parts
-from .splits import SPLIT_SEED, per_class_indices
-from .transforms import transform_preset
+from tlcourse.core.config import data_root
+from tlcourse.data.datasets import SplitDataset
+from tlcourse.data.fetch import ensure_available
+from tlcourse.data.registry import DatasetInfo, get_info
+from tlcourse.data.sources import STRATIFIED, build_parts
+from tlcourse.data.splits import SPLIT_SEED, per_class_indices
+from tlcourse.data.transforms import transform_preset
 
 Transform = str | Callable | None
 

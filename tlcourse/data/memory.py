@@ -7,8 +7,8 @@ import functools
 import numpy as np
 import torch
 
-from .fetch import missing_package_error
-from .registry import get_info
+from tlcourse.data.fetch import missing_package_error
+from tlcourse.data.registry import get_info
 
 
 def _require(name: str, package: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
-from .errors import UnknownDatasetError
+from tlcourse.data.errors import UnknownDatasetError
 
 #: Per-channel mean and std of ImageNet (RGB, images scaled to 0..1).
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)

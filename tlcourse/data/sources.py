@@ -7,12 +7,12 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from .datasets import TensorImageDataset
-from .fetch import dataset_path
-from .errors import DatasetIntegrityError
-from .memory import raw_arrays
-from .registry import DatasetInfo
-from .splits import holdout_split, stratified_split, targets_of
+from tlcourse.data.datasets import TensorImageDataset
+from tlcourse.data.fetch import dataset_path
+from tlcourse.data.errors import DatasetIntegrityError
+from tlcourse.data.memory import raw_arrays
+from tlcourse.data.registry import DatasetInfo
+from tlcourse.data.splits import holdout_split, stratified_split, targets_of
 
 #: Size of the validation split carved out of the official training set.
 VAL_SIZE = {"mnist": 5000, "fashion_mnist": 5000, "cifar10": 5000}

@@ -7,7 +7,7 @@ from typing import Callable
 import torch
 from torchvision.transforms import v2
 
-from .registry import IMAGENET_MEAN, IMAGENET_STD, DatasetInfo, get_info
+from tlcourse.data.registry import IMAGENET_MEAN, IMAGENET_STD, DatasetInfo, get_info
 
 #: Preset names and what they do (``"default"`` resolves to the dataset's own preset).
 PRESETS: dict[str, str] = {

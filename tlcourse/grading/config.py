@@ -22,7 +22,7 @@ def exchange_root() -> Path:
     """``$TLCOURSE_EXCHANGE``, else ``<user cache>/nbgrader_exchange``."""
     if os.environ.get("TLCOURSE_EXCHANGE"):
         return Path(os.environ["TLCOURSE_EXCHANGE"]).expanduser()
-    from tlcourse.config import cache_dir  # TLCOURSE_CACHE, else the platform's user cache
+    from tlcourse.core.config import cache_dir  # TLCOURSE_CACHE, else the platform's user cache
 
     return cache_dir() / "nbgrader_exchange"
 

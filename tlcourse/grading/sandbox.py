@@ -83,7 +83,7 @@ def _python_paths() -> list[Path]:
 
 def _data_paths() -> list[Path]:
     """Read-only data a graded notebook may load: the data root and torch's downloaded weights."""
-    from tlcourse.config import data_root
+    from tlcourse.core.config import data_root
 
     return [p for p in (data_root(), _torch_home()) if p.is_dir()]
 
@@ -200,7 +200,7 @@ class Sandbox:
 
     def environment(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """The kernel's whole environment: nothing of the instructor's but what grading needs."""
-        from tlcourse.config import data_root
+        from tlcourse.core.config import data_root
 
         base = os.environ if base is None else base
         bindir = str(Path(sys.executable).parent)

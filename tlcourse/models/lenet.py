@@ -42,7 +42,7 @@ class LeNet5(nn.Sequential):
     """LeNet-5 on a 32x32 input: C1 -> S2 -> C3 -> S4 -> C5 -> F6 -> output.
 
     Layers are named after the paper (``model.c1``, ``model.s2``, ...), so that
-    ``tlcourse.profile.trace_shapes`` prints the paper's names and a lesson can hook any layer.
+    ``tlcourse.measure.profile.trace_shapes`` prints the paper's names and a lesson can hook any layer.
     ``model.features`` would be ``model[:9]`` (everything up to C5's activation).
     """
 

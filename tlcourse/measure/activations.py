@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tlcourse.modes import inference_mode
+from tlcourse.core.modes import inference_mode
 
 
 def capture_activations(model: nn.Module, inputs: torch.Tensor, layers: list[str]) -> dict[str, torch.Tensor]:

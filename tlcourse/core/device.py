@@ -7,8 +7,10 @@ nothing) off CUDA, so callers never need their own ``if cuda`` checks.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -20,6 +22,7 @@ __all__ = [
     "peak_memory_mb",
     "reset_peak_memory",
     "seed_everything",
+    "seeded",
     "synchronize",
 ]
 
@@ -78,13 +81,29 @@ def get_device(spec: str | torch.device = "auto") -> torch.device:
     raise _unavailable(str(spec), f"the course supports cpu, cuda and mps, not {device.type!r}")
 
 
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Inside: torch's generators (CPU and every GPU) seeded with ``seed``; afterwards as they were before.
+
+    Library code that needs reproducible random weights uses this instead of reseeding the
+    global generators behind the caller's back.
+    """
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
 def seed_everything(seed: int, deterministic: bool = False) -> None:
-    """Seed Python ``random``, NumPy and torch (all GPUs), and set ``PYTHONHASHSEED``.
+    """Seed Python ``random``, NumPy and torch (all GPUs): call it at the top of a lesson or script.
+
+    (String hashing cannot be seeded from inside a running interpreter; ``PYTHONHASHSEED`` only
+    works when set before Python starts, so it is not touched here. Library code never calls this:
+    it uses :func:`seeded`, which leaves the caller's generators as they were.)
 
     ``deterministic=True`` also makes cuDNN deterministic (benchmark off) and asks
     torch for deterministic algorithms, warning (not failing) where none exists.
     """
-    os.environ["PYTHONHASHSEED"] = str(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)  # also seeds every CUDA (and MPS) generator

@@ -1,7 +1,7 @@
 """Compare backbones: what each one costs (parameters, FLOPs, latency, memory) and the Pareto front.
 
 * :func:`measure_backbone` measures one network at one input size: parameters and FLOPs
-  (:mod:`tlcourse.profile`), the median latency of one image and of a batch, and the peak memory
+  (:mod:`tlcourse.measure.profile`), the median latency of one image and of a batch, and the peak memory
   of a forward pass on one image (:func:`peak_memory`);
 * :func:`pareto_front` finds the points that no other point beats on both cost (lower is better)
   and score (higher is better) — the backbones worth considering at some budget.
@@ -18,9 +18,9 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
-from tlcourse.device import get_device
-from tlcourse.modes import inference_mode
-from tlcourse.profile import count_flops, count_parameters, measure_latency
+from tlcourse.core.device import get_device
+from tlcourse.core.modes import inference_mode
+from tlcourse.measure.profile import count_flops, count_parameters, measure_latency
 
 __all__ = ["BackboneCost", "MemoryResult", "dominates", "measure_backbone", "pareto_front", "peak_memory"]
 
@@ -144,7 +144,7 @@ def measure_backbone(
 
     ``input_shape`` is one image's ``(C, H, W)``. ``threads`` fixes torch's CPU threads while timing
     (restored afterwards): one thread is steadier on a shared machine. Latencies are medians of
-    ``repeats`` runs after ``warmup`` (see :func:`tlcourse.profile.measure_latency`).
+    ``repeats`` runs after ``warmup`` (see :func:`tlcourse.measure.profile.measure_latency`).
     """
     shape = tuple(int(s) for s in input_shape)
     dev = get_device(device)

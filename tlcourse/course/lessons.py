@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tlcourse.results import to_jsonable
+from tlcourse.course.results import to_jsonable
 
 _LESSON_FILE = re.compile(r"^(\d\d)_(.+)\.ipynb$")
 # Keys every lesson records that the table shows in their own columns, not among the results.

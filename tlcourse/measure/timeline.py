@@ -4,8 +4,8 @@
 the models are built on PyTorch's ``meta`` device, which allocates no memory and runs no
 arithmetic, so the whole table takes about a second) and measures
 
-* **parameters**: :func:`tlcourse.profile.count_parameters`;
-* **FLOPs** of one 224x224 image: :func:`tlcourse.profile.count_flops` (a multiply-add counts
+* **parameters**: :func:`tlcourse.measure.profile.count_parameters`;
+* **FLOPs** of one 224x224 image: :func:`tlcourse.measure.profile.count_flops` (a multiply-add counts
   as 2; convolutions and matrix products only). Papers and torchvision's ``_ops`` count
   multiply-adds, so divide by two to compare: ResNet-50's "4.1 GFLOPs" is 8.2 here;
 * **depth**: the number of weight layers (convolutions, fully connected layers, and the input
@@ -32,7 +32,7 @@ import torch.fx
 import torchvision
 from torch import nn
 
-from tlcourse.profile import count_flops, count_parameters
+from tlcourse.measure.profile import count_flops, count_parameters
 
 __all__ = ["ARCHITECTURES", "Architecture", "TimelineRow", "architecture_timeline", "format_timeline", "weight_layer_depth"]
 

@@ -4,7 +4,7 @@
   (works offline; preprocessing ``(255 x - 127) / 128``);
 * ``"resnet18"``, ``"resnet50"``, ``"mobilenet_v3_large"``, ``"efficientnet_b0"``, ``"vit_b_16"``:
   torchvision's models with their ``DEFAULT`` ImageNet weights, downloaded once into torch's hub
-  cache (:func:`tlcourse.config.weights_dir`) and read from there afterwards, also offline.
+  cache (:func:`tlcourse.core.config.weights_dir`) and read from there afterwards, also offline.
 
 When the weights are neither cached nor downloadable (offline, or the download fails),
 :func:`load_backbone` raises :class:`BackboneUnavailableError` naming the model, the cache folder
@@ -19,10 +19,11 @@ from pathlib import Path
 
 from torch import nn
 
-from tlcourse.config import OFFLINE_ENV, is_offline, weights_dir
-from tlcourse.transfer import head_name, replace_head
+from tlcourse.core.lookup import UnknownNameError, unknown_name_message
+from tlcourse.core.config import OFFLINE_ENV, is_offline, weights_dir
+from tlcourse.transfer.heads import head_name, replace_head
 
-__all__ = ["BACKBONES", "Backbone", "BackboneUnavailableError", "list_backbones", "load_backbone"]
+__all__ = ["BACKBONES", "Backbone", "BackboneUnavailableError", "load_backbone"]
 
 PACKAGED = ("efficientnet_lite0",)
 TORCHVISION = ("resnet18", "resnet50", "mobilenet_v3_large", "efficientnet_b0", "vit_b_16")
@@ -50,11 +51,6 @@ class Backbone:
     source: str
 
 
-def list_backbones() -> list[str]:
-    """Names :func:`load_backbone` accepts."""
-    return list(BACKBONES)
-
-
 def _unavailable(name: str, why: str) -> BackboneUnavailableError:
     return BackboneUnavailableError(
         f"Pretrained weights for {name!r} are not available: {why}. torchvision keeps downloaded weights in "
@@ -80,7 +76,7 @@ def _torchvision(name: str) -> tuple[nn.Module, Callable, str]:
 def load_backbone(name: str, *, num_classes: int | None = None) -> Backbone:
     """A pretrained backbone by name (see :data:`BACKBONES`), optionally with a new ``num_classes`` head."""
     if name not in BACKBONES:
-        raise KeyError(f"Unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}.")
+        raise UnknownNameError(unknown_name_message("backbone", name, BACKBONES))
     if name == "efficientnet_lite0":
         from tlcourse.models.efficientnet import efficientnet_lite0, lite_transform
 

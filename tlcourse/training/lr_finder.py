@@ -5,9 +5,12 @@ to ``end_lr``, recording the loss after each step. The loss first barely moves (
 falls, then explodes (lr too large). A good learning rate sits where the loss still falls steeply,
 about ten times below the rate of the smallest (smoothed) loss.
 
-:func:`lr_range_test` works on a copy of nothing: it trains ``model`` and ``optimizer`` in place and
-puts both back exactly as they were afterwards (weights, batch-norm statistics, optimizer moments and
-learning rates, train/eval mode), so it can run in the middle of a training recipe. With several
+:func:`lr_range_test` is :func:`~tlcourse.training.fit` with an exponential schedule and the
+:class:`LRFinder` callback, which records every step's loss and stops the sweep when the loss
+diverges (as fastai's ``LRFinder`` is a callback of its ``Learner``). It works on a copy of nothing:
+it trains ``model`` and ``optimizer`` in place and puts both back exactly as they were afterwards
+(weights, batch-norm statistics, optimizer moments and learning rates, every layer's train/eval
+mode), so it can run in the middle of a training recipe. With several
 parameter groups (layer-wise rates) all groups are swept together, keeping their ratios; the rates
 reported are those of the group with the largest learning rate.
 """
@@ -15,6 +18,7 @@ reported are those of the group with the largest learning rate.
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -25,9 +29,11 @@ import torch
 from torch import nn
 from torch.optim import lr_scheduler
 
-from tlcourse.device import get_device
+from tlcourse.core.modes import preserved_modes
+from tlcourse.training.callbacks import Callback, TrainState
+from tlcourse.training.loop import fit
 
-__all__ = ["LRFinderResult", "lr_range_test", "suggest_lr"]
+__all__ = ["LRFinder", "LRFinderResult", "lr_range_test", "suggest_lr"]
 
 
 @dataclass
@@ -122,6 +128,54 @@ def _batches(loader: Iterable[Any]) -> Iterator[Any]:
             raise ValueError("lr_range_test() got an empty train_loader")
 
 
+class LRFinder(Callback):
+    """Record each step's loss during an exponential lr sweep; stop when the smoothed loss diverges.
+
+    Losses stay on the device and are read back once every ``check_every`` steps (not per batch);
+    the divergence test then runs on that window, and the record ends at the first diverging step.
+    """
+
+    def __init__(self, start_lr: float, growth: float, *, beta: float = 0.9, diverge: float = 4.0,
+                 check_every: int = 10, steps: int | None = None) -> None:  # fmt: skip
+        self.start_lr, self.growth, self.beta, self.diverge = start_lr, growth, beta, diverge
+        self.check_every, self.steps = check_every, steps
+        self.lrs: list[float] = []
+        self.losses: list[float] = []
+        self.smoothed: list[float] = []
+        self.diverged = False
+        self._pending: list[torch.Tensor] = []  # this window's losses, still on the device
+        self._average, self._best, self._taken = 0.0, math.inf, 0
+
+    def on_batch_end(self, state: TrainState, loss: torch.Tensor) -> None:
+        """Keep the loss; every ``check_every`` steps (and at the last) read the window and test it."""
+        self._pending.append(loss)
+        self._taken += 1
+        if len(self._pending) == self.check_every or self._taken == self.steps:
+            state.stop = self._read_window()
+
+    def on_train_end(self, state: TrainState) -> None:
+        """Read what is still pending (a sweep cut short by the loader)."""
+        if self._pending and not self.diverged:
+            self._read_window()
+
+    def _read_window(self) -> bool:
+        """Read the pending losses back at once and run the stop test; True when the sweep diverged."""
+        values = torch.stack(self._pending).float().tolist()  # one sync per window
+        self._pending.clear()
+        for value in values:
+            step = len(self.losses)
+            self._average = self.beta * self._average + (1 - self.beta) * value
+            current = self._average / (1 - self.beta ** (step + 1))
+            self.lrs.append(self.start_lr * self.growth**step)
+            self.losses.append(value)
+            self.smoothed.append(current)
+            if not math.isfinite(current) or (step > 0 and current > self.diverge * self._best):
+                self.diverged = True
+                return True
+            self._best = min(self._best, current)
+        return False
+
+
 def lr_range_test(
     model: nn.Module,
     train_loader: Iterable[Any],
@@ -141,10 +195,9 @@ def lr_range_test(
     ``optimizer`` defaults to AdamW over the trainable parameters; with several parameter groups the
     largest group's rate follows the sweep and the others keep their ratio to it. The loader is
     restarted when it runs out. The loss is smoothed with an exponential moving average (``beta``);
-    the test stops when the smoothed loss exceeds ``diverge`` times its minimum (or is not finite).
-    Afterwards the model's state dict and train/eval mode and the optimizer's state dict are restored.
-    Losses stay on the device and are read back once every ``check_every`` steps (not per batch);
-    the divergence test then runs on that window, and the result ends at the first diverging step.
+    the test stops when the smoothed loss exceeds ``diverge`` times its minimum (or is not finite),
+    checked every ``check_every`` steps (see :class:`LRFinder`). Afterwards the model's state dict and
+    every layer's train/eval mode, and the optimizer's state dict, are as they were before.
     """
     if not 0 < start_lr < end_lr:
         raise ValueError("need 0 < start_lr < end_lr")
@@ -152,18 +205,13 @@ def lr_range_test(
         raise ValueError("steps must be >= 2")
     if check_every < 1:
         raise ValueError("check_every must be >= 1")
-    dev = get_device(device)
-    model.to(dev)
     if optimizer is None:
         params = [p for p in model.parameters() if p.requires_grad]
         if not params:
             raise ValueError("the model has no trainable parameters (all requires_grad=False)")
         optimizer = torch.optim.AdamW(params, lr=start_lr)
-    loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()
-
     saved_model = copy.deepcopy(model.state_dict())
     saved_optimizer = copy.deepcopy(optimizer.state_dict())
-    was_training = model.training
 
     group_lrs = [float(g["lr"]) for g in optimizer.param_groups]
     top = max(group_lrs) or 1.0
@@ -172,62 +220,28 @@ def lr_range_test(
         group["lr"] = start_lr * ratio
     growth = (end_lr / start_lr) ** (1 / (steps - 1))
     schedule = lr_scheduler.LambdaLR(optimizer, lambda step: growth**step)
-
-    lrs: list[float] = []
-    losses: list[float] = []
-    smoothed: list[float] = []
-    average, best, stopped = 0.0, math.inf, False
-    pending: list[torch.Tensor] = []  # this window's losses, still on the device
+    finder = LRFinder(start_lr, growth, beta=beta, diverge=diverge, check_every=check_every, steps=steps)
     start = time.perf_counter()
-
-    def read_window() -> bool:
-        """Read the pending losses back at once and run the stop test; True when the sweep diverged."""
-        nonlocal average, best
-        values = torch.stack(pending).float().tolist()  # one sync per window
-        pending.clear()
-        for value in values:
-            step = len(losses)
-            average = beta * average + (1 - beta) * value
-            current = average / (1 - beta ** (step + 1))
-            lrs.append(start_lr * growth**step)
-            losses.append(value)
-            smoothed.append(current)
-            if not math.isfinite(current) or (step > 0 and current > diverge * best):
-                return True
-            best = min(best, current)
-        return False
-
     try:
-        model.train()
-        batches = _batches(train_loader)
-        for step in range(steps):
-            inputs, targets = next(batches)[:2]
-            inputs, targets = inputs.to(dev), targets.to(dev)
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(inputs), targets)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            pending.append(loss.detach())
-            if (len(pending) == check_every or step == steps - 1) and read_window():
-                stopped = len(losses) < steps
-                break
+        with preserved_modes(model):
+            fit(model, itertools.islice(_batches(train_loader), steps), epochs=1, optimizer=optimizer,
+                loss_fn=loss_fn, scheduler=schedule, scheduler_interval="batch", callbacks=[finder],
+                device=device, progress=False)  # fmt: skip
     finally:
         model.load_state_dict(saved_model)
         optimizer.load_state_dict(saved_optimizer)
-        model.train(was_training)
         optimizer.zero_grad(set_to_none=True)
-    suggestion, min_loss_lr, steepest_lr = suggest_lr(lrs, smoothed)
+    suggestion, min_loss_lr, steepest_lr = suggest_lr(finder.lrs, finder.smoothed)
     return LRFinderResult(
-        lrs=lrs,
-        losses=losses,
-        smoothed=smoothed,
+        lrs=finder.lrs,
+        losses=finder.losses,
+        smoothed=finder.smoothed,
         suggestion=suggestion,
         min_loss_lr=min_loss_lr,
         steepest_lr=steepest_lr,
         start_lr=start_lr,
         end_lr=end_lr,
-        stopped_early=stopped,
+        stopped_early=finder.diverged and len(finder.losses) < steps,
         seconds=time.perf_counter() - start,
         group_ratios=ratios,
     )

@@ -14,7 +14,7 @@ the source) with four strategies. The pieces it needs, kept small and reusable:
 * :func:`strategy_plan` says what each of :data:`STRATEGIES` keeps and freezes; :func:`train_model`
   trains what is trainable; :func:`run_strategy` does both for one strategy and returns its test accuracy.
 
-Freezing, heads and stages come from :mod:`tlcourse.transfer`; training from :func:`tlcourse.train.fit`.
+Freezing, heads and stages come from :mod:`tlcourse.transfer`; training from :func:`tlcourse.training.fit`.
 """
 
 from __future__ import annotations
@@ -27,11 +27,12 @@ from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 
 from tlcourse import data
-from tlcourse.device import seed_everything
-from tlcourse.train import evaluate, fit
+from tlcourse.core.device import seeded
+from tlcourse.core.lookup import lookup
+from tlcourse.training import evaluate, fit
 from tlcourse.transfer import freeze_to, replace_head, stages, trainable_report
 
 __all__ = [
@@ -93,24 +94,19 @@ class Task:
 
     def train_loader(self, batch_size: int = 64, seed: int = 0) -> DataLoader:
         """Shuffled training batches (seeded)."""
-        return DataLoader(TensorDataset(self.train_x, self.train_y), batch_size=batch_size, shuffle=True,
-                          generator=torch.Generator().manual_seed(seed))  # fmt: skip
+        return data.tensor_loader(self.train_x, self.train_y, batch_size=batch_size, shuffle=True, seed=seed)
 
     def test_loader(self, batch_size: int = 500) -> DataLoader:
-        return DataLoader(TensorDataset(self.test_x, self.test_y), batch_size=batch_size, shuffle=False)
-
-
-def _to_tensors(dataset: torch.utils.data.Dataset) -> tuple[torch.Tensor, torch.Tensor]:
-    images, labels = zip(*DataLoader(dataset, batch_size=500, shuffle=False))
-    return torch.cat(images), torch.cat(labels).long()
+        """The test images in order."""
+        return data.tensor_loader(self.test_x, self.test_y, batch_size=batch_size)
 
 
 def digit_tensors(transform: str = "lenet", root: str | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """mnist5k decoded once: ``{"train": (x, y), "val": ..., "test": ...}`` with the given transform preset."""
     bundle = data.load("mnist5k", root, transform=transform, download=False, num_workers=0)
-    out = {"train": _to_tensors(bundle.train), "val": _to_tensors(bundle.val)}
+    out = {"train": data.dataset_tensors(bundle.train), "val": data.dataset_tensors(bundle.val)}
     if bundle.test is not None:
-        out["test"] = _to_tensors(bundle.test)
+        out["test"] = data.dataset_tensors(bundle.test)
     return out
 
 
@@ -162,9 +158,7 @@ def strategy_plan(strategy: str, num_stages: int, head_stages: int = 1) -> tuple
         "fine_tune_all": (backbone, 0),
         "scratch": (0, 0),
     }
-    if strategy not in table:
-        raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
-    return table[strategy]
+    return lookup(table, strategy, "strategy")
 
 
 def _reset_stages(model: nn.Module, first: int) -> None:
@@ -190,21 +184,23 @@ def transferred_model(
     ``kept`` (default: all): only the first ``kept`` stages keep the source's weights, the stages above
     are randomly re-initialised (Yosinski et al. 2014 transfer the first ``n`` layers this way).
     ``source=None`` builds a fresh network with ``factory`` (training from scratch). ``seed`` seeds
-    every new weight, so two calls with the same arguments give the same network.
+    every new weight, so two calls with the same arguments give the same network (the caller's
+    random generators are left as they were).
     """
-    seed_everything(seed)
+    if source is None and factory is None:
+        raise ValueError("training from scratch needs a factory")
     if source is None:
-        if factory is None:
-            raise ValueError("training from scratch needs a factory")
-        model = factory()
         kept = 0
-    else:
-        model = copy.deepcopy(source)
-    replace_head(model, num_classes)
-    if kept is not None:
-        if frozen > kept:
-            raise ValueError(f"cannot freeze {frozen} stages when only {kept} come from the source")
-        _reset_stages(model, kept)
+    if kept is not None and frozen > kept:
+        raise ValueError(f"cannot freeze {frozen} stages when only {kept} come from the source")
+    with seeded(seed):
+        if source is None:
+            model = factory()
+        else:
+            model = copy.deepcopy(source)
+        replace_head(model, num_classes)
+        if kept is not None:
+            _reset_stages(model, kept)
     return freeze_to(model, frozen)
 
 
@@ -233,19 +229,20 @@ def train_model(
     lr: float = 1e-3,
     batch_size: int = 64,
     seed: int = 0,
-    device: str | torch.device = "cpu",
+    device: str | torch.device = "auto",
 ) -> tuple[float, float, int]:
     """Train ``model``'s trainable parameters on ``task`` (AdamW, cosine schedule over the steps); return
-    ``(test accuracy, seconds, epochs)``. ``min_steps`` lengthens tiny training sets to that many updates."""
-    seed_everything(seed)
+    ``(test accuracy, seconds, epochs)``. ``min_steps`` lengthens tiny training sets to that many updates.
+    Training runs under :func:`~tlcourse.core.device.seeded` (``seed``): the caller's generators are untouched."""
     loader = task.train_loader(batch_size, seed)
     epochs = max(epochs, math.ceil(min_steps / len(loader)))
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * len(loader))
     start = time.perf_counter()
-    fit(model, loader, epochs=epochs, optimizer=optimizer, scheduler=schedule, scheduler_interval="batch",
-        device=device, progress=False)  # fmt: skip
+    with seeded(seed):
+        fit(model, loader, epochs=epochs, optimizer=optimizer, scheduler=schedule, scheduler_interval="batch",
+            device=device, progress=False)  # fmt: skip
     seconds = time.perf_counter() - start
     return evaluate(model, task.test_loader(), device=device).accuracy, seconds, epochs
 
@@ -262,7 +259,7 @@ def run_strategy(
     lr: float = 1e-3,
     batch_size: int = 64,
     seed: int = 0,
-    device: str | torch.device = "cpu",
+    device: str | torch.device = "auto",
 ) -> StrategyResult:
     """Train one strategy of :data:`STRATEGIES` (see :func:`strategy_plan`) on ``task`` from ``source``."""
     kept, frozen = strategy_plan(strategy, len(stages(factory())), head_stages)

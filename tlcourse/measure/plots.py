@@ -13,10 +13,10 @@ import matplotlib.pyplot as plt
 import torch
 from matplotlib.figure import Figure
 
-from tlcourse.metrics import confusion_matrix
+from tlcourse.measure.metrics import confusion_matrix
 
 if TYPE_CHECKING:
-    from tlcourse.train import History
+    from tlcourse.training import History
 
 
 def _grid(n: int, ncols: int, cell: float = 1.4) -> tuple[Figure, list[Any]]:

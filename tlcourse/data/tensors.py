@@ -1,0 +1,27 @@
+"""Datasets decoded once into tensors, and loaders over tensors held in memory.
+
+Decoding and resizing a photo costs far more than a forward pass through a small head, so the
+transfer lessons decode their images once (:func:`dataset_tensors`) and read batches of the
+tensors afterwards (:func:`tensor_loader`), in the same order every time for the same ``seed``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+__all__ = ["dataset_tensors", "tensor_loader"]
+
+
+def dataset_tensors(dataset: Dataset, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every ``(image, label)`` of ``dataset``, in order, as two tensors: images ``(N, ...)``, labels ``(N,)`` long."""
+    images, labels = zip(*DataLoader(dataset, batch_size=batch_size, shuffle=False))
+    return torch.cat(images), torch.cat(labels).long()
+
+
+def tensor_loader(
+    *tensors: torch.Tensor, batch_size: int = 32, shuffle: bool = False, seed: int = 0
+) -> DataLoader:
+    """Batches of in-memory tensors (no workers: nothing to decode); shuffled with ``seed`` when asked."""
+    generator = torch.Generator().manual_seed(seed) if shuffle else None
+    return DataLoader(TensorDataset(*tensors), batch_size=batch_size, shuffle=shuffle, generator=generator)

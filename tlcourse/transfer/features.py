@@ -1,0 +1,137 @@
+"""Features computed once: run the frozen backbone over the data a single time, then train heads on the cache."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from tlcourse.core.config import cache_dir
+from tlcourse.core.device import get_device, seeded
+from tlcourse.core.modes import inference_mode
+from tlcourse.data.tensors import tensor_loader
+from tlcourse.training import History, fit
+from tlcourse.transfer.heads import head_name
+
+__all__ = ["Features", "extract_features", "feature_cache_key", "train_head"]
+
+
+@dataclass
+class Features:
+    """Backbone features computed once: ``features`` (N, D) and ``targets`` (N,), on the CPU."""
+
+    features: torch.Tensor
+    targets: torch.Tensor
+    seconds: float = 0.0
+    from_disk: bool = False
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    @property
+    def dim(self) -> int:
+        return int(self.features.shape[1])
+
+    def dataset(self) -> TensorDataset:
+        return TensorDataset(self.features, self.targets)
+
+    def subset(self, indices: Sequence[int] | torch.Tensor) -> Features:
+        """The features of the given rows (e.g. a few labelled images per class)."""
+        index = torch.as_tensor(indices, dtype=torch.long)
+        return Features(self.features[index], self.targets[index], self.seconds, self.from_disk)
+
+    def loader(self, batch_size: int = 64, *, shuffle: bool = False, seed: int = 0) -> DataLoader:
+        """A DataLoader over the cached tensors (no workers: the data is already in memory)."""
+        return tensor_loader(self.features, self.targets, batch_size=batch_size, shuffle=shuffle, seed=seed)
+
+
+def feature_cache_key(*parts: Any) -> str:
+    """A short stable key (SHA-256 prefix) from descriptions of model, data and transform."""
+    text = json.dumps([str(p) for p in parts])
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def _feature_cache_path(key: str | None, file: str | os.PathLike[str] | None) -> Path:
+    return Path(file) if file is not None else cache_dir() / "features" / f"{key}.pt"
+
+
+def extract_features(
+    model: nn.Module,
+    loader: Iterable[Any],
+    *,
+    layer: str | None = None,
+    device: str | torch.device = "auto",
+    cache_key: str | None = None,
+    cache_file: str | os.PathLike[str] | None = None,
+) -> Features:
+    """Run ``model`` once over ``loader`` in eval mode under ``no_grad`` and keep the input of its head.
+
+    ``layer`` (default :func:`head_name`) is the module whose *input* is the feature: for a
+    classifier, the pooled features its final linear layer sees. Only the features are kept.
+    With ``cache_key`` (see :func:`feature_cache_key`) the result is saved under
+    ``<cache>/features/<key>.pt`` (or ``cache_file``) and read back on the next call instead of
+    recomputed. Every layer's train/eval mode is restored afterwards.
+    """
+    path = _feature_cache_path(cache_key, cache_file) if (cache_key or cache_file) else None
+    if path is not None and path.is_file():
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        return Features(saved["features"], saved["targets"], 0.0, from_disk=True)
+
+    dev = get_device(device)
+    target = model.get_submodule(layer or head_name(model))
+    captured: list[torch.Tensor] = []
+    handle = target.register_forward_pre_hook(lambda m, args: captured.append(torch.flatten(args[0], 1).float().cpu()))
+    model.to(dev)
+    targets = []
+    start = time.perf_counter()
+    try:
+        with inference_mode(model):
+            for inputs, labels in loader:
+                model(inputs.to(dev))
+                targets.append(torch.as_tensor(labels).cpu())
+    finally:
+        handle.remove()
+    features = Features(torch.cat(captured), torch.cat(targets).long(), time.perf_counter() - start)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"features": features.features, "targets": features.targets}, path)
+    return features
+
+
+def train_head(
+    train: Features,
+    val: Features | None,
+    num_classes: int,
+    *,
+    epochs: int,
+    lr: float,
+    min_steps: int = 0,
+    batch_size: int = 32,
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    progress: bool = False,
+) -> tuple[nn.Linear, History]:
+    """Train a new ``nn.Linear(train.dim, num_classes)`` on cached features with :func:`~tlcourse.training.fit`.
+
+    The head's initial weights and the shuffling come from ``seed`` (the global RNG is left as it
+    was). It trains ``epochs`` epochs, or more when that is fewer than ``min_steps`` optimizer steps:
+    with a handful of images an epoch is one or two steps, too few for the head to converge.
+    Returns the head (on ``device``) and the history.
+    """
+    with seeded(seed):
+        head = nn.Linear(train.dim, num_classes)
+    loader = train.loader(batch_size=batch_size, shuffle=True, seed=seed)
+    epochs = max(epochs, math.ceil(min_steps / len(loader)))
+    val_loader = val.loader(batch_size=256) if val is not None else None
+    history = fit(head, loader, val_loader, epochs=epochs, lr=lr, device=device, progress=progress)
+    return head, history
