@@ -47,12 +47,12 @@ import torch
 from torch import nn
 
 import tlcourse
-from tlcourse.core import config
 from tlcourse import data
+from tlcourse.core import config
 from tlcourse.core.device import describe_device, get_device, seed_everything, synchronize
 from tlcourse.course.doctor import report, run_checks
+from tlcourse.course.results import run_context, save_results
 from tlcourse.measure.plots import plot_history, show_images
-from tlcourse.course.results import save_results
 from tlcourse.training import evaluate, fit
 
 seed_everything(SEED)
@@ -217,10 +217,7 @@ record = save_results(
     RESULTS_PATH,
     lesson="00_start_here",
     results={
-        "dataset": "digits",
-        "device": str(device),
-        "smoke": SMOKE,
-        "seed": SEED,
+        **run_context("digits", None, device, SMOKE, SEED),
         "epochs": len(history),
         "val_acc": history.last.val_acc,
         "best_val_acc": best.val_acc,

@@ -40,13 +40,13 @@ import torch
 from torch import nn
 
 from tlcourse import data
-from tlcourse.measure.activations import capture_activations
 from tlcourse.core.device import describe_device, get_device, seed_everything
+from tlcourse.course.results import run_context, save_results
+from tlcourse.measure.activations import capture_activations
 from tlcourse.measure.metrics import confusion_matrix, per_class_accuracy, worst_mistakes
-from tlcourse.models import LeNet5, lenet5
 from tlcourse.measure.plots import plot_confusion_matrix, plot_feature_maps, plot_filters, plot_history, show_images
 from tlcourse.measure.profile import count_flops, count_parameters, format_trace, trace_shapes
-from tlcourse.course.results import save_results
+from tlcourse.models import LeNet5, lenet5
 from tlcourse.training import evaluate, fit
 
 lesson_start = time.perf_counter()
@@ -270,11 +270,7 @@ record = save_results(
     RESULTS_PATH,
     lesson="01_lenet",
     results={
-        "dataset": DATASET,
-        "dataset_note": bundle.note,
-        "device": str(device),
-        "smoke": SMOKE,
-        "seed": SEED,
+        **run_context(DATASET, bundle.note, device, SMOKE, SEED),
         "epochs": EPOCHS,
         "train_images": len(bundle.train),
         "test_images": test.n,

@@ -48,12 +48,12 @@ from torch import nn
 
 from tlcourse import data
 from tlcourse.core.device import describe_device, get_device, seed_everything
-from tlcourse.models.alexnet_vgg import AlexNet, ConvStack, VGG, small_alexnet, small_vgg
-from tlcourse.measure.plots import plot_history, show_images
+from tlcourse.course.results import save_results
+from tlcourse.measure.plots import show_images
 from tlcourse.measure.profile import count_flops, count_parameters
 from tlcourse.measure.receptive_field import conv_layers, empirical_receptive_field, receptive_field
-from tlcourse.course.results import save_results
 from tlcourse.measure.timeline import architecture_timeline, format_timeline
+from tlcourse.models.alexnet_vgg import VGG, AlexNet, ConvStack, small_alexnet, small_vgg
 from tlcourse.training import evaluate, fit
 
 lesson_start = time.perf_counter()

@@ -41,10 +41,10 @@ import torchvision
 
 from tlcourse import data
 from tlcourse.core.device import describe_device, get_device, seed_everything
-from tlcourse.models.inception import GOOGLENET_INCEPTIONS, GoogLeNet, Inception, small_googlenet
+from tlcourse.course.results import save_results
 from tlcourse.measure.plots import plot_history
 from tlcourse.measure.profile import count_flops, count_parameters, format_trace, trace_shapes
-from tlcourse.course.results import save_results
+from tlcourse.models.inception import GOOGLENET_INCEPTIONS, Inception, small_googlenet
 from tlcourse.training import evaluate, fit
 
 lesson_start = time.perf_counter()

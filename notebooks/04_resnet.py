@@ -53,10 +53,10 @@ from torch import nn
 
 from tlcourse import data
 from tlcourse.core.device import describe_device, get_device, seed_everything
-from tlcourse.models.resnet import BasicBlock, Bottleneck, resnet18, resnet50, resnet_small, without_normalization
+from tlcourse.course.results import save_results
 from tlcourse.measure.plots import plot_history
 from tlcourse.measure.profile import count_parameters, format_trace, trace_shapes
-from tlcourse.course.results import save_results
+from tlcourse.models.resnet import BasicBlock, Bottleneck, resnet18, resnet50, resnet_small, without_normalization
 from tlcourse.training import evaluate, fit
 
 lesson_start = time.perf_counter()

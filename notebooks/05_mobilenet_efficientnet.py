@@ -45,15 +45,21 @@ from torch import nn
 
 from tlcourse import data
 from tlcourse.core.device import describe_device, get_device, seed_everything
+from tlcourse.course.results import save_results
 from tlcourse.data.imagenet import class_index, class_names
-from tlcourse.models.efficientnet import (
-    EFFICIENTNET_LITE_VARIANTS, LITE_MEAN, LITE_STD, LITE_STAGES, EfficientNetLite, efficientnet_lite,
-    efficientnet_lite0, lite_transform, scaled_stages,
-)
-from tlcourse.models.mobilenet import ConvBNAct, DepthwiseSeparableConv, MBConv
 from tlcourse.measure.plots import show_images
 from tlcourse.measure.profile import count_flops, count_parameters, format_trace, measure_latency, trace_shapes
-from tlcourse.course.results import save_results
+from tlcourse.models.efficientnet import (
+    EFFICIENTNET_LITE_VARIANTS,
+    LITE_MEAN,
+    LITE_STAGES,
+    LITE_STD,
+    efficientnet_lite,
+    efficientnet_lite0,
+    lite_transform,
+    scaled_stages,
+)
+from tlcourse.models.mobilenet import ConvBNAct, DepthwiseSeparableConv, MBConv
 
 lesson_start = time.perf_counter()
 seed_everything(SEED)

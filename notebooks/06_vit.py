@@ -47,10 +47,19 @@ import torch.nn.functional as F
 
 from tlcourse import data
 from tlcourse.core.device import describe_device, get_device, seed_everything
-from tlcourse.models.vit import (ViTBaselineCNN, EncoderBlock, MultiHeadSelfAttention, PatchEmbedding, VIT_CONFIGS,
-                                 VisionTransformer, ViTConfig, attention_rollout, cls_attention, vit)
-from tlcourse.measure.profile import count_flops, count_parameters, format_trace, trace_shapes
 from tlcourse.course.results import save_results
+from tlcourse.measure.profile import count_flops, count_parameters, format_trace, trace_shapes
+from tlcourse.models.vit import (
+    EncoderBlock,
+    MultiHeadSelfAttention,
+    PatchEmbedding,
+    VisionTransformer,
+    ViTBaselineCNN,
+    ViTConfig,
+    attention_rollout,
+    cls_attention,
+    vit,
+)
 from tlcourse.training import evaluate, fit
 
 lesson_start = time.perf_counter()

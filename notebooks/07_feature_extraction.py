@@ -42,7 +42,6 @@ TRAIN_PER_CLASS = None  # None: all 244 training images; smoke mode uses 15 per 
 EVAL_PER_CLASS = None  # None: all 153 validation images; smoke mode uses 10 per class
 
 # %%
-import math
 import shutil
 import tempfile
 import time
@@ -50,20 +49,23 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
-from torch import nn
 from torch.nn import functional as F
-from torch.utils.data import DataLoader, TensorDataset
 
 from tlcourse import data
-from tlcourse.transfer.backbones import load_backbone
 from tlcourse.core.device import describe_device, get_device, seed_everything
-from tlcourse.models.efficientnet import LITE_MEAN, LITE_STD, efficientnet_lite0
+from tlcourse.course.results import run_context, save_results
 from tlcourse.measure.plots import plot_history, show_images
-from tlcourse.course.results import save_results
+from tlcourse.models.efficientnet import LITE_MEAN, LITE_STD, efficientnet_lite0
 from tlcourse.training import evaluate, fit
 from tlcourse.transfer import (
-    Features, extract_features, feature_cache_key, freeze, replace_head, stages, trainable_report,
+    extract_features,
+    feature_cache_key,
+    freeze,
+    replace_head,
+    train_head,
+    trainable_report,
 )
+from tlcourse.transfer.backbones import load_backbone
 
 lesson_start = time.perf_counter()
 seed_everything(SEED)
@@ -123,15 +125,9 @@ bundle = data.load("hymenoptera", transform=backbone.transform, per_class=TRAIN_
 print(bundle.note)
 
 
-def to_tensors(dataset):
-    loader = DataLoader(dataset, batch_size=32, shuffle=False)
-    images, targets = zip(*loader)
-    return torch.cat(images), torch.cat(targets)
-
-
 start = time.perf_counter()
-train_images, train_targets = to_tensors(bundle.train)
-val_images, val_targets = to_tensors(bundle.val)
+train_images, train_targets = data.dataset_tensors(bundle.train)
+val_images, val_targets = data.dataset_tensors(bundle.val)
 decode_seconds = time.perf_counter() - start
 print(f"decoded {len(train_images)} + {len(val_images)} images in {decode_seconds:.1f} s")
 shown = torch.cat([torch.arange(0, 6), torch.arange(len(val_images) - 6, len(val_images))])
@@ -148,18 +144,14 @@ show_images(val_images[shown], val_targets[shown], bundle.classes, mean=LITE_MEA
 # of them computes fresh features. Here we cache into a temporary folder and time both calls.
 
 # %%
-def image_loader(images, targets, batch_size=32):
-    return DataLoader(TensorDataset(images, targets), batch_size=batch_size, shuffle=False)
-
-
 cache_dir = Path(tempfile.mkdtemp(prefix="tlcourse07_"))
 key = feature_cache_key("efficientnet_lite0", backbone.source, bundle.note, "train", backbone.transform)
-train_features = extract_features(model, image_loader(train_images, train_targets), device=device,
+train_features = extract_features(model, data.tensor_loader(train_images, train_targets), device=device,
                                   cache_file=cache_dir / f"{key}.pt")
-val_features = extract_features(model, image_loader(val_images, val_targets), device=device)
+val_features = extract_features(model, data.tensor_loader(val_images, val_targets), device=device)
 extract_seconds = train_features.seconds + val_features.seconds
 reread_start = time.perf_counter()
-reread = extract_features(model, image_loader(train_images, train_targets), cache_file=cache_dir / f"{key}.pt")
+reread = extract_features(model, data.tensor_loader(train_images, train_targets), cache_file=cache_dir / f"{key}.pt")
 reread_seconds = time.perf_counter() - reread_start
 assert reread.from_disk and torch.equal(reread.features, train_features.features)
 shutil.rmtree(cache_dir)  # a real project would keep them: pass cache_key= to use the course's cache folder
@@ -170,20 +162,12 @@ print(f"computed once in {extract_seconds:.1f} s ({len(train_features) + len(val
 
 # %% [markdown]
 # The head is an `nn.Linear(1280, 2)` trained by the same `fit` as every other lesson — only the loader
-# now yields cached feature vectors instead of images.
+# now yields cached feature vectors instead of images. `train_head` (from `tlcourse.transfer`; read it
+# with `train_head??`) builds the layer from a seed, shuffles `train.loader(...)` and calls `fit`.
 
 # %%
-def train_head(train: Features, val: Features, epochs: int = HEAD_EPOCHS, seed: int = SEED, min_steps: int = 0):
-    seed_everything(seed)
-    head = nn.Linear(train.dim, len(bundle.classes))
-    loader = train.loader(batch_size=32, shuffle=True, seed=seed)
-    epochs = max(epochs, math.ceil(min_steps / len(loader)))
-    history = fit(head, loader, val.loader(batch_size=256), epochs=epochs, lr=HEAD_LR, device=device,
-                  progress=False)
-    return head, history
-
-
-head, head_history = train_head(train_features, val_features)
+head, head_history = train_head(train_features, val_features, len(bundle.classes), epochs=HEAD_EPOCHS, lr=HEAD_LR,
+                                seed=SEED, device=device)
 head_seconds = head_history.total_seconds
 head_val_acc = head_history.last.val_acc
 print(f"linear head: val accuracy {head_val_acc:.3f} after {HEAD_EPOCHS} epochs, "
@@ -221,9 +205,8 @@ print(f"Lite0 + trained head, from pixels vs from cached features ({len(logits_f
 seed_everything(SEED)
 scratch = replace_head(efficientnet_lite0(pretrained=False), len(bundle.classes))
 small = lambda images: F.interpolate(images, size=SCRATCH_RESOLUTION, mode="bilinear", antialias=True)
-scratch_train = DataLoader(TensorDataset(small(train_images), train_targets), batch_size=32, shuffle=True,
-                           generator=torch.Generator().manual_seed(SEED))
-scratch_val = image_loader(small(val_images), val_targets, batch_size=64)
+scratch_train = data.tensor_loader(small(train_images), train_targets, batch_size=32, shuffle=True, seed=SEED)
+scratch_val = data.tensor_loader(small(val_images), val_targets, batch_size=64)
 optimizer = torch.optim.AdamW(scratch.parameters(), lr=3e-3)
 schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, epochs=SCRATCH_EPOCHS,
                                                steps_per_epoch=len(scratch_train))
@@ -268,7 +251,7 @@ plot_history(scratch_history);
 # %%
 seed_everything(SEED)
 random_model = efficientnet_lite0(pretrained=False)
-random_val = extract_features(random_model, image_loader(val_images, val_targets), device=device)
+random_val = extract_features(random_model, data.tensor_loader(val_images, val_targets), device=device)
 
 
 def pca_2d(features):
@@ -332,7 +315,8 @@ for n in shots + ["all"]:
             g = torch.Generator().manual_seed(1000 * seed + n)
             rows = torch.cat([i[torch.randperm(len(i), generator=g)[:n]] for i in per_class_indices])
             subset = train_features.subset(rows)
-        _, history = train_head(subset, val_features, seed=SEED + seed, min_steps=100)
+        _, history = train_head(subset, val_features, len(bundle.classes), epochs=HEAD_EPOCHS, lr=HEAD_LR,
+                                min_steps=100, seed=SEED + seed, device=device)
         accuracies.append(history.last.val_acc)
     acc = torch.tensor(accuracies)
     curve.append({"per_class": n, "train_images": len(subset), "mean_acc": float(acc.mean()),
@@ -385,11 +369,7 @@ record = save_results(
     RESULTS_PATH,
     lesson="07_feature_extraction",
     results={
-        "dataset": bundle.name,
-        "dataset_note": bundle.note,
-        "device": str(device),
-        "smoke": SMOKE,
-        "seed": SEED,
+        **run_context(bundle.name, bundle.note, device, SMOKE, SEED),
         "backbone": backbone.name,
         "weights": backbone.source,
         "feature_dim": backbone.feature_dim,

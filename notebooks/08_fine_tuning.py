@@ -55,19 +55,26 @@ import time
 import matplotlib.pyplot as plt
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 from torchvision.transforms import v2
 
 from tlcourse import data
-from tlcourse.training.callbacks import EarlyStopping
 from tlcourse.core.device import describe_device, get_device, seed_everything, synchronize
-from tlcourse.training.lr_finder import lr_range_test
-from tlcourse.models.efficientnet import LITE_MEAN, LITE_STD, efficientnet_lite0, lite_transform
+from tlcourse.course.results import run_context, save_results
 from tlcourse.measure.plots import plot_history
-from tlcourse.course.results import save_results
-from tlcourse.training import evaluate, fit
+from tlcourse.models.efficientnet import LITE_MEAN, LITE_STD, efficientnet_lite0, lite_transform
+from tlcourse.training import TrainStep, evaluate, fit
+from tlcourse.training.callbacks import EarlyStopping
+from tlcourse.training.lr_finder import lr_range_test
 from tlcourse.transfer import (
-    extract_features, fine_tune, freeze, freeze_to, param_groups, replace_head, stages, trainable_report,
+    extract_features,
+    fine_tune,
+    freeze_bn_stats,
+    freeze_to,
+    param_groups,
+    replace_head,
+    stages,
+    train_head,
+    trainable_report,
 )
 
 lesson_start = time.perf_counter()
@@ -108,25 +115,19 @@ augmented = data.load("hymenoptera", transform=lite_eval, train_transform=lite_a
 print(plain.note)
 
 
-def to_tensors(dataset):
-    images, targets = zip(*DataLoader(dataset, batch_size=32, shuffle=False))
-    return torch.cat(images), torch.cat(targets)
-
-
 start = time.perf_counter()
-train_images, train_targets = to_tensors(plain.train)
-val_images, val_targets = to_tensors(plain.val)
+train_images, train_targets = data.dataset_tensors(plain.train)
+val_images, val_targets = data.dataset_tensors(plain.val)
 decode_seconds = time.perf_counter() - start
 print(f"decoded {len(train_images)} + {len(val_images)} images at {RESOLUTION} px in {decode_seconds:.1f} s")
 
 
 def plain_loader():
     # reshuffled in the same order for every experiment that uses it
-    return DataLoader(TensorDataset(train_images, train_targets), batch_size=BATCH_SIZE, shuffle=True,
-                      generator=torch.Generator().manual_seed(SEED))
+    return data.tensor_loader(train_images, train_targets, batch_size=BATCH_SIZE, shuffle=True, seed=SEED)
 
 
-val_loader = DataLoader(TensorDataset(val_images, val_targets), batch_size=64)
+val_loader = data.tensor_loader(val_images, val_targets, batch_size=64)
 seed_everything(SEED)
 crops, _ = zip(*[augmented.train[0] for _ in range(5)])
 fig, axes = plt.subplots(1, 6, figsize=(12, 2.3))
@@ -147,15 +148,12 @@ fig.tight_layout()
 # %%
 def seconds_per_epoch(resolution, repeats=2):
     probe = replace_head(efficientnet_lite0(pretrained=False), 2).to(device).train()
-    optimizer = torch.optim.AdamW(probe.parameters(), lr=1e-4)
-    x = torch.randn(BATCH_SIZE, 3, resolution, resolution, device=device)
-    y = torch.arange(BATCH_SIZE, device=device) % 2
+    step = TrainStep(probe, torch.optim.AdamW(probe.parameters(), lr=1e-4))  # the step fit() takes per batch
+    batch = (torch.randn(BATCH_SIZE, 3, resolution, resolution, device=device), torch.arange(BATCH_SIZE) % 2)
     times = []
     for _ in range(repeats + 1):  # the first step warms up
         start = time.perf_counter()
-        optimizer.zero_grad()
-        nn.functional.cross_entropy(probe(x), y).backward()
-        optimizer.step()
+        step(batch)
         synchronize(device)  # a GPU runs asynchronously: wait for it before reading the clock
         times.append(time.perf_counter() - start)
     return min(times[1:]) * math.ceil(len(train_images) / BATCH_SIZE)
@@ -185,19 +183,12 @@ for res, seconds in epoch_estimate.items():
 pristine = replace_head(efficientnet_lite0(pretrained=True), 2)
 
 
-def image_loader(images, targets):
-    return DataLoader(TensorDataset(images, targets), batch_size=32, shuffle=False)
-
-
 def feature_extraction(train_x, train_y, val_x, val_y):
     # lesson 07's recipe: features once, then a linear head trained on them
     model = copy.deepcopy(pristine)
-    train_f = extract_features(model, image_loader(train_x, train_y), device=device)
-    val_f = extract_features(model, image_loader(val_x, val_y), device=device)
-    seed_everything(SEED)
-    head = nn.Linear(train_f.dim, 2)
-    history = fit(head, train_f.loader(batch_size=32, shuffle=True, seed=SEED), val_f.loader(batch_size=256),
-                  epochs=HEAD_EPOCHS, lr=HEAD_LR, device=device, progress=False)
+    train_f = extract_features(model, data.tensor_loader(train_x, train_y), device=device)
+    val_f = extract_features(model, data.tensor_loader(val_x, val_y), device=device)
+    head, history = train_head(train_f, val_f, 2, epochs=HEAD_EPOCHS, lr=HEAD_LR, seed=SEED, device=device)
     seconds = train_f.seconds + val_f.seconds + history.total_seconds
     return head.cpu(), history.last.val_acc, seconds
 
@@ -207,8 +198,8 @@ feature_extraction_results = {RESOLUTION: {"val_acc": fe_acc, "seconds": fe_seco
 if FE_RESOLUTION != RESOLUTION:
     fe_plain = data.load("hymenoptera", transform=lite_transform(FE_RESOLUTION), **common)
     start = time.perf_counter()
-    fe_train = to_tensors(fe_plain.train)
-    fe_val = to_tensors(fe_plain.val)
+    fe_train = data.dataset_tensors(fe_plain.train)
+    fe_val = data.dataset_tensors(fe_plain.val)
     fe_decode = time.perf_counter() - start
     _, acc, seconds = feature_extraction(*fe_train, *fe_val)
     feature_extraction_results[FE_RESOLUTION] = {"val_acc": acc, "seconds": seconds + fe_decode}
@@ -242,18 +233,10 @@ TOP_FROM = stage_names.index("features.stage6")
 print("stages:", ", ".join(f"{i}:{n.replace('features.', '')}" for i, n in enumerate(stage_names)))
 
 
-def freeze_bn_statistics(model):
-    # every batch norm stays on its running (ImageNet) statistics, while its weight and bias still train
-    def hook(module, args):
-        module.train(False)  # fit() calls model.train() every epoch; a pre-hook must return None
-
-    return [m.register_forward_pre_hook(hook) for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
-
-
 settings = dict(lr=LR, lr_spread=LR_SPREAD, scheduler="onecycle", device=device, head_epochs=0)
 seed_everything(SEED)
 model = start_model()
-freeze_bn_statistics(model)
+freeze_bn_stats(model)
 progressive = [{"phase": "1. head only (cached features)", "trainable": 1280 * 2 + 2,
                 "val_acc": feature_extraction_results[RESOLUTION]["val_acc"],
                 "seconds": feature_extraction_results[RESOLUTION]["seconds"]}]
@@ -318,7 +301,7 @@ def run(label, *, spread=LR_SPREAD, bn="frozen", loader=None):
     seed_everything(SEED)
     model = start_model()
     if bn == "frozen":
-        freeze_bn_statistics(model)
+        freeze_bn_stats(model)
     before = model.features.stem.bn.running_mean.clone()
     result = fine_tune(model, loader if loader is not None else plain_loader(), val_loader, epochs=EPOCHS,
                        **{**settings, "lr_spread": spread})
@@ -425,7 +408,7 @@ for name in ("one-cycle", "warm-up + cosine"):
 
 seed_everything(SEED)
 model = start_model()
-freeze_bn_statistics(model)
+freeze_bn_stats(model)
 optimizer = torch.optim.AdamW(param_groups(model, LR, spread=LR_SPREAD, weight_decay=0.01))
 reference = {k: v.clone() for k, v in model.state_dict().items()}
 sweep = lr_range_test(model, plain_loader(), optimizer=optimizer, start_lr=1e-6, end_lr=1.0, steps=RANGE_STEPS,
@@ -475,7 +458,7 @@ print(f"chosen: BN statistics {'frozen' if use_frozen_bn else 'updated'}, "
 seed_everything(SEED)
 model = start_model()
 if use_frozen_bn:
-    freeze_bn_statistics(model)
+    freeze_bn_stats(model)
 freeze_to(model, 0)
 train_loader = augmented.train_loader if use_augmentation else plain_loader()
 optimizer = torch.optim.AdamW(param_groups(model, LR, spread=LR_SPREAD, weight_decay=0.01))
@@ -569,11 +552,7 @@ record = save_results(
     RESULTS_PATH,
     lesson="08_fine_tuning",
     results={
-        "dataset": plain.name,
-        "dataset_note": plain.note,
-        "device": str(device),
-        "smoke": SMOKE,
-        "seed": SEED,
+        **run_context(plain.name, plain.note, device, SMOKE, SEED),
         "backbone": "efficientnet_lite0",
         "resolution": RESOLUTION,
         "fe_resolution": FE_RESOLUTION,

@@ -50,7 +50,6 @@ LATENCY_BATCH = 8
 LATENCY_REPEATS = 7
 
 # %%
-import math
 import os
 import time
 
@@ -58,17 +57,16 @@ import matplotlib.pyplot as plt
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.utils.data import DataLoader, TensorDataset
 
 from tlcourse import data
-from tlcourse.transfer.backbones import BackboneUnavailableError, load_backbone
-from tlcourse.measure.compare import measure_backbone, pareto_front
 from tlcourse.core.device import describe_device, get_device, seed_everything
+from tlcourse.course.results import run_context, save_results
+from tlcourse.measure.compare import measure_backbone, pareto_front
 from tlcourse.models import ViTBaselineCNN, efficientnet_lite0, lenet5, lite_transform, resnet_small, vit
 from tlcourse.models.efficientnet import EfficientNetLite, ScalingConfig, scaled_stages
-from tlcourse.course.results import save_results
 from tlcourse.training import fit
-from tlcourse.transfer import Features, extract_features, replace_head
+from tlcourse.transfer import Features, extract_features, train_head
+from tlcourse.transfer.backbones import BackboneUnavailableError, load_backbone
 
 lesson_start = time.perf_counter()
 seed_everything(SEED)
@@ -137,13 +135,8 @@ bundle = data.load("hymenoptera", transform=lite_transform(224), per_class=TRAIN
 print(bundle.note)
 
 
-def to_tensors(dataset):
-    images, targets = zip(*DataLoader(dataset, batch_size=32, shuffle=False))
-    return torch.cat(images), torch.cat(targets)
-
-
-train_images, train_targets = to_tensors(bundle.train)
-val_images, val_targets = to_tensors(bundle.val)
+train_images, train_targets = data.dataset_tensors(bundle.train)
+val_images, val_targets = data.dataset_tensors(bundle.val)
 num_classes = len(bundle.classes)
 majority = max(val_targets.bincount().tolist()) / len(val_targets)
 print(f"{len(train_images)} train / {len(val_images)} val images; majority-class accuracy {majority:.3f}")
@@ -153,24 +146,11 @@ def resized(images, size):
     return images if images.shape[-1] == size else F.interpolate(images, size=size, mode="bilinear", antialias=True)
 
 
-def image_loader(images, targets, batch_size=32, shuffle=False):
-    generator = torch.Generator().manual_seed(SEED) if shuffle else None
-    return DataLoader(TensorDataset(images, targets), batch_size=batch_size, shuffle=shuffle, generator=generator)
-
-
 def normalised(train: Features, val: Features):
     # centre on the training mean, scale every vector to length 1: the features' units no longer matter
     mean = train.features.mean(0)
-    unit = lambda f: F.normalize(f.features - mean, dim=1)  # noqa: E731
+    unit = lambda f: F.normalize(f.features - mean, dim=1)
     return Features(unit(train), train.targets), Features(unit(val), val.targets)
-
-
-def train_head(train: Features, val: Features):
-    seed_everything(SEED)
-    head = nn.Linear(train.dim, num_classes)
-    loader = train.loader(batch_size=32, shuffle=True, seed=SEED)
-    epochs = max(HEAD_EPOCHS, math.ceil(HEAD_MIN_STEPS / len(loader)))
-    return fit(head, loader, val.loader(batch_size=256), epochs=epochs, lr=HEAD_LR, device=device, progress=False)
 
 
 def depth_of(model):
@@ -202,10 +182,11 @@ def add_row(label, arch, protocol, weights, model, size, history, feature_dim=No
 
 
 def feature_row(label, arch, weights, model, images_train, images_val, size):
-    train = extract_features(model, image_loader(resized(images_train, size), train_targets), device=device)
-    val = extract_features(model, image_loader(resized(images_val, size), val_targets), device=device)
+    train = extract_features(model, data.tensor_loader(resized(images_train, size), train_targets), device=device)
+    val = extract_features(model, data.tensor_loader(resized(images_val, size), val_targets), device=device)
     protocol = "pretrained features" if weights != "random" else "random features"
-    history = train_head(*normalised(train, val))
+    _, history = train_head(*normalised(train, val), num_classes, epochs=HEAD_EPOCHS, lr=HEAD_LR,
+                            min_steps=HEAD_MIN_STEPS, seed=SEED, device=device)
     return add_row(label, arch, protocol, weights, model, size, history, train.dim, train.seconds + val.seconds)
 
 
@@ -243,8 +224,8 @@ for name in TORCHVISION_BACKBONES:
     seed_everything(SEED)
     tv = data.load("hymenoptera", transform=backbone.transform, per_class=TRAIN_PER_CLASS,
                    eval_per_class=EVAL_PER_CLASS, batch_size=32, seed=SEED)
-    tv_train, tv_train_targets = to_tensors(tv.train)
-    tv_val, tv_val_targets = to_tensors(tv.val)
+    tv_train, tv_train_targets = data.dataset_tensors(tv.train)
+    tv_val, tv_val_targets = data.dataset_tensors(tv.val)
     assert torch.equal(tv_train_targets, train_targets) and torch.equal(tv_val_targets, val_targets)
     feature_row(f"{name}, ImageNet weights", name, backbone.source, backbone.model, tv_train, tv_val,
                 tv_train.shape[-1])
@@ -288,8 +269,8 @@ for name in SCRATCH:
     label, build, size = SMALL[name]
     seed_everything(SEED)
     model = build()
-    train_loader = image_loader(resized(train_images, size), train_targets, shuffle=True)
-    val_loader = image_loader(resized(val_images, size), val_targets, batch_size=64)
+    train_loader = data.tensor_loader(resized(train_images, size), train_targets, shuffle=True, seed=SEED)
+    val_loader = data.tensor_loader(resized(val_images, size), val_targets, batch_size=64)
     optimizer = torch.optim.AdamW(model.parameters(), lr=SCRATCH_LR)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=SCRATCH_LR, epochs=SCRATCH_EPOCHS,
                                                    steps_per_epoch=len(train_loader))
@@ -413,11 +394,7 @@ record = save_results(
     RESULTS_PATH,
     lesson="09_choosing_an_architecture",
     results={
-        "dataset": bundle.name,
-        "dataset_note": bundle.note,
-        "device": str(device),
-        "smoke": SMOKE,
-        "seed": SEED,
+        **run_context(bundle.name, bundle.note, device, SMOKE, SEED),
         "train_images": len(train_images),
         "val_images": len(val_images),
         "majority_acc": majority,

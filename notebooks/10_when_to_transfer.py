@@ -56,15 +56,19 @@ import torch
 
 from tlcourse import data
 from tlcourse.core.device import describe_device, get_device, seed_everything
+from tlcourse.course.results import run_context, save_results
 from tlcourse.models.lenet import lenet5
-from tlcourse.measure.plots import show_images
-from tlcourse.course.results import save_results
+from tlcourse.transfer import stages, trainable_report
 from tlcourse.transfer.scenarios import (
-    STRATEGIES, digit_task, digit_tensors, pixel_permutation, run_strategy, strategy_plan, train_model,
+    STRATEGIES,
+    digit_task,
+    digit_tensors,
+    pixel_permutation,
+    run_strategy,
+    strategy_plan,
+    train_model,
     transferred_model,
 )
-from tlcourse.training import evaluate
-from tlcourse.transfer import stages, trainable_report
 
 lesson_start = time.perf_counter()
 seed_everything(SEED)
@@ -383,11 +387,7 @@ record = save_results(
     RESULTS_PATH,
     lesson="10_when_to_transfer",
     results={
-        "dataset": "mnist5k",
-        "dataset_note": dataset_note,
-        "device": str(device),
-        "smoke": SMOKE,
-        "seed": SEED,
+        **run_context("mnist5k", dataset_note, device, SMOKE, SEED),
         "seeds": SEEDS,
         "model": "lenet5 modern",
         "stages": stage_names,

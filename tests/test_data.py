@@ -67,6 +67,76 @@ def test_registry_names_and_consistency() -> None:
         DATASETS["mnist"].num_classes = 3  # type: ignore[misc]
 
 
+def test_every_record_has_what_fetch_loaders_and_doctor_need() -> None:
+    import torchvision.datasets as tv_datasets
+
+    for name, info in DATASETS.items():
+        assert info.source in ("torchvision", "url", "bundled"), name
+        assert info.folder and info.files, name  # dataset_path / dataset_available / doctor
+        assert info.title and info.description and info.channels == len(info.mean)
+        plan = info.splits
+        if info.source == "torchvision":
+            assert hasattr(tv_datasets, info.torchvision_class), name
+            assert plan.kind == "holdout" and isinstance(plan.val, int) and plan.val > 0
+        elif info.source == "url":
+            assert info.url.startswith("https://") and info.archive.endswith(".zip")
+            assert len(info.tree_digest) == 64 and plan.kind == "folders" and plan.folders
+        else:
+            assert info.package and info.pip_name and ":" in info.reader, name
+            assert plan.kind == "stratified" and plan.val and plan.test
+            assert not info.needs_download and info.in_memory
+        assert info.needs_download == (info.source != "bundled")
+    assert DATASETS["hymenoptera"].url == fetch_module.HYMENOPTERA_URL
+    assert DATASETS["hymenoptera"].tree_digest == HYMENOPTERA_TREE_DIGEST
+
+
+def _data_imports() -> dict[str, set[str]]:
+    """Each module of tlcourse/data -> the modules of tlcourse/data it imports, anywhere in its source.
+
+    Parsed with ``ast``, so imports inside functions count too. ``from tlcourse.data import x``
+    and ``from tlcourse import data`` count as importing the package (``__init__``) unless ``x``
+    is a module.
+    """
+    import ast
+
+    import tlcourse.data as package
+
+    folder = Path(package.__file__).parent
+    modules = {p.stem for p in folder.glob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for path in sorted(folder.glob("*.py")):
+        edges: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                assert not node.level, f"relative import in {path.name}"
+                names = [f"{node.module}.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in names:
+                parts = name.split(".")
+                if parts[:2] != ["tlcourse", "data"]:
+                    continue
+                edges.add(parts[2] if len(parts) > 2 and parts[2] in modules else "__init__")
+        graph[path.stem] = edges - {path.stem}
+    return graph
+
+
+def test_no_import_cycle_inside_tlcourse_data() -> None:
+    graph = _data_imports()
+    assert "registry" in graph["fetch"] and "memory" in graph["fetch"]  # the parser sees imports at all
+    assert "fetch" not in graph["memory"]
+
+    def visit(module: str, path: list[str]) -> None:
+        for target in sorted(graph[module]):
+            assert target not in path, "import cycle: " + " -> ".join(path[path.index(target) :] + [target])
+            visit(target, path + [target])
+
+    for module in sorted(graph):
+        visit(module, [module])
+
+
 def test_unknown_dataset_lists_names_and_suggestion() -> None:
     with pytest.raises(UnknownDatasetError) as caught:
         load("mnsit")

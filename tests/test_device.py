@@ -16,6 +16,7 @@ from tlcourse.core.device import (
     peak_memory_mb,
     reset_peak_memory,
     seed_everything,
+    seeded,
     synchronize,
 )
 
@@ -71,9 +72,21 @@ def test_seed_everything_repeats_random_streams(monkeypatch):
     second = (torch.randn(5), np.random.rand(3), random.random())
     assert torch.equal(first[0], second[0])
     assert np.array_equal(first[1], second[1]) and first[2] == second[2]
-    assert os.environ["PYTHONHASHSEED"] == "123"
+    assert "PYTHONHASHSEED" not in os.environ  # it only works before Python starts, so it is not set
     seed_everything(124)
     assert not torch.equal(torch.randn(5), first[0])
+
+
+def test_seeded_gives_the_same_numbers_and_leaves_the_caller_generator_alone():
+    torch.manual_seed(7)
+    expected_next = torch.randn(3)
+    torch.manual_seed(7)
+    with seeded(5):
+        inside = torch.randn(4)
+    with seeded(5):
+        again = torch.randn(4)
+    assert torch.equal(inside, again)
+    assert torch.equal(torch.randn(3), expected_next)  # the caller's stream went on as if nothing happened
 
 
 def test_seed_everything_deterministic_sets_flags(monkeypatch):

@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 import torchvision
+from conftest import LessonRunner
 from torch import nn
 
-from conftest import LessonRunner
 from tlcourse import data
 from tlcourse.core.device import seed_everything
-from tlcourse.models.alexnet_vgg import VGG, AlexNet, ConvStack, small_alexnet, small_vgg
 from tlcourse.measure.profile import count_flops, count_parameters
 from tlcourse.measure.receptive_field import conv_layers, empirical_receptive_field, receptive_field
 from tlcourse.measure.timeline import ARCHITECTURES, architecture_timeline, format_timeline
+from tlcourse.models.alexnet_vgg import VGG, AlexNet, ConvStack, small_alexnet, small_vgg
 from tlcourse.training import fit
 
 

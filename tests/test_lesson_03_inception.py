@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 import torchvision
-
 from conftest import LessonRunner
-from tlcourse.models.inception import GOOGLENET_INCEPTIONS, GoogLeNet, Inception, InceptionSpec, small_googlenet
+
 from tlcourse.measure.profile import count_flops, count_parameters
+from tlcourse.models.inception import GOOGLENET_INCEPTIONS, GoogLeNet, Inception, InceptionSpec, small_googlenet
 
 SHAPE_3A = (1, 192, 28, 28)  # GoogLeNet's module 3a sees 192 channels at 28x28
 

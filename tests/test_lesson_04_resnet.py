@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 import torchvision
+from conftest import LessonRunner
 from torch import nn
 
-from conftest import LessonRunner
 from tlcourse import data
 from tlcourse.core.device import seed_everything
+from tlcourse.measure.profile import count_parameters
 from tlcourse.models.resnet import (
     BasicBlock,
     Bottleneck,
@@ -21,7 +22,6 @@ from tlcourse.models.resnet import (
     resnet_small,
     without_normalization,
 )
-from tlcourse.measure.profile import count_parameters
 
 # ---------------------------------------------------------------- the model code
 

@@ -7,20 +7,20 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import LessonRunner
 from torch import nn
 
-from conftest import LessonRunner
 from tlcourse import data
 from tlcourse.data.imagenet import class_index, class_names
+from tlcourse.measure.profile import count_flops, count_parameters
 from tlcourse.models.efficientnet import (
     EFFICIENTNET_LITE_VARIANTS,
     efficientnet_lite,
     efficientnet_lite0,
-    load_reference_state_dict,
     lite_transform,
+    load_reference_state_dict,
 )
 from tlcourse.models.mobilenet import ConvBNAct, DepthwiseSeparableConv, MBConv, SamePad2d
-from tlcourse.measure.profile import count_flops, count_parameters
 from tlcourse.models.weights import packaged_weights
 
 LESSON = "05_mobilenet_efficientnet"

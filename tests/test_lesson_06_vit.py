@@ -6,20 +6,20 @@ import math
 
 import pytest
 import torch
-
 from conftest import LessonRunner
+
+from tlcourse.measure.profile import count_parameters
 from tlcourse.models.vit import (
     VIT_CONFIGS,
-    ViTBaselineCNN,
     MultiHeadSelfAttention,
     PatchEmbedding,
     VisionTransformer,
+    ViTBaselineCNN,
     ViTConfig,
     attention_rollout,
     cls_attention,
     vit,
 )
-from tlcourse.measure.profile import count_parameters
 
 PARAMETER_RATIO = 1.25  # the lesson's claim: its CNN and ViT have the same size within 25%
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, LessonRunner
+
 from tlcourse.course.lessons import list_lessons, run_lesson
 
 LESSON = "07_feature_extraction"

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import REPO, LessonRunner
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from conftest import REPO, LessonRunner
 from tlcourse.course.lessons import list_lessons, run_lesson
 from tlcourse.training.lr_finder import LRFinderResult, lr_range_test, suggest_lr
 from tlcourse.transfer import stage_lrs

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import LessonRunner
+
 from tlcourse.models.lenet import lenet5
+from tlcourse.transfer import stages
 from tlcourse.transfer.scenarios import (
     STRATEGIES,
     Task,
@@ -18,7 +19,6 @@ from tlcourse.transfer.scenarios import (
     train_model,
     transferred_model,
 )
-from tlcourse.transfer import stages
 
 LESSON = "10_when_to_transfer"
 
@@ -50,7 +50,7 @@ def test_smoke_run_records_the_full_grid_and_the_layer_curve(smoke_lesson: Lesso
 
 
 @pytest.fixture(scope="module")
-def digits(shared_data_root) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:  # noqa: ANN001
+def digits(shared_data_root) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     return digit_tensors("lenet")
 
 
@@ -58,7 +58,7 @@ def _factory() -> torch.nn.Module:
     return lenet5("modern", num_classes=5)
 
 
-def test_tasks_pick_relabel_subsample_and_permute(digits) -> None:  # noqa: ANN001
+def test_tasks_pick_relabel_subsample_and_permute(digits) -> None:
     task = digit_task(digits, range(5, 10))
     assert task.classes == ("5", "6", "7", "8", "9") and task.num_classes == 5
     assert set(task.train_y.tolist()) == set(range(5)) and task.train_x.shape[1:] == (1, 32, 32)
@@ -101,7 +101,7 @@ def test_strategy_plans_and_transferred_models() -> None:
 
 
 @pytest.fixture(scope="module")
-def source(digits) -> torch.nn.Module:  # noqa: ANN001
+def source(digits) -> torch.nn.Module:
     torch.manual_seed(0)
     model = _factory()
     acc, _, _ = train_model(model, digit_task(digits, range(5), train_splits=("train", "val")), epochs=3, lr=2e-3)
@@ -109,13 +109,13 @@ def source(digits) -> torch.nn.Module:  # noqa: ANN001
     return model
 
 
-def _cell(strategy: str, source, task: Task, seed: int = 0) -> float:  # noqa: ANN001
+def _cell(strategy: str, source, task: Task, seed: int = 0) -> float:
     lr = 1e-2 if strategy == "feature_extraction" else 2e-3
     return run_strategy(strategy, source, task.few_shot(5, seed), factory=_factory, head_stages=2, epochs=1,
                         min_steps=150, lr=lr, seed=seed).accuracy  # fmt: skip
 
 
-def test_frozen_digit_features_lose_to_scratch_on_both_small_targets(digits, source) -> None:  # noqa: ANN001
+def test_frozen_digit_features_lose_to_scratch_on_both_small_targets(digits, source) -> None:
     """Measured with margin (4 source x target seeds): on the permuted domain, frozen features lose 0.20-0.29
     to scratch (negative transfer); on the similar target this 5-class source's frozen features also lose
     (0.09-0.20): the textbook's "small + similar -> feature extraction" needs a richer source."""

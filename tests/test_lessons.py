@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, LessonRunner
+
 from tlcourse.course.lessons import list_lessons, run_lesson
 
 SMOKE_SECONDS = 60  # the lesson contract: smoke mode finishes in a minute on a 2-core CPU

@@ -13,11 +13,11 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
+from tlcourse.course.results import load_results, save_results
 from tlcourse.measure import plots
 from tlcourse.measure.activations import capture_activations
 from tlcourse.measure.metrics import confusion_matrix, per_class_accuracy, worst_mistakes
 from tlcourse.models import LeNet5, lenet5
-from tlcourse.course.results import load_results, save_results
 from tlcourse.training import History
 
 

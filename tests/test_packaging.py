@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
 import json
 import re
-import tomllib
+import sys
 from pathlib import Path
 
 import pytest
+import tomllib
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,6 +30,40 @@ def test_environment_yml_names_the_same_packages_as_pyproject() -> None:
     listed = {_name(r) for r in pip_section if not r.startswith("-e")}
     assert listed == declared, f"only in environment.yml: {listed - declared}; only in pyproject: {declared - listed}"
     assert "-e ." in pip_section
+
+
+def _imported_modules(folder: Path) -> dict[str, str]:
+    """Top-level modules imported anywhere under ``folder`` (function-level imports too), with one file each."""
+    found: dict[str, str] = {}
+    for path in sorted(folder.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                found.setdefault(name.split(".")[0], str(path.relative_to(REPO)))
+    return found
+
+
+@pytest.mark.parametrize(("folder", "extras"), [("tlcourse", ()), ("notebooks", ()), ("tests", ("test",))])
+def test_every_imported_package_is_declared(folder: str, extras: tuple[str, ...]) -> None:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    declared = {_name(r) for r in project["dependencies"]}
+    for extra in extras:
+        declared |= {_name(r) for r in project["optional-dependencies"][extra]}
+    distributions = importlib.metadata.packages_distributions()
+    local = {"tlcourse", "conftest"}
+    missing = {}
+    for module, where in _imported_modules(REPO / folder).items():
+        if module in sys.stdlib_module_names or module in local:
+            continue
+        names = {_name(d) for d in distributions.get(module, [module])}
+        if not names & declared:
+            missing[module] = where
+    assert not missing, f"imported in {folder}/ but not declared in pyproject.toml: {missing}"
 
 
 def test_torch_is_not_pinned_to_the_broken_cpu_wheel() -> None:

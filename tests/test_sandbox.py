@@ -302,11 +302,10 @@ def test_canvas_export_has_every_student_and_the_total(graded) -> None:
 
 
 def test_private_folder_has_its_own_term_seed_and_the_public_release(graded) -> None:
-    from tlcourse.grading.assignments import normalize_notebook
-
     import re
 
     from tlcourse.grading import list_assignments
+    from tlcourse.grading.assignments import normalize_notebook
 
     seeded = int(re.search(r"term seed 31337 written into (\d+) hidden-test blocks", graded.init.stdout).group(1))
     assert seeded >= len(list_assignments(REPO)), "every assignment draws hidden cases from its term seed"

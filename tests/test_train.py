@@ -11,9 +11,9 @@ from sklearn.datasets import load_digits
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from tlcourse.training.callbacks import Callback, Checkpoint, EarlyStopping, TrainState
 from tlcourse.core.device import seed_everything
 from tlcourse.training import EpochRecord, EvalResult, History, evaluate, fit
+from tlcourse.training.callbacks import Callback, Checkpoint, EarlyStopping, TrainState
 
 
 @pytest.fixture(autouse=True)

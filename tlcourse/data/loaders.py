@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -16,7 +17,7 @@ from tlcourse.core.config import data_root
 from tlcourse.data.datasets import SplitDataset
 from tlcourse.data.fetch import ensure_available
 from tlcourse.data.registry import DatasetInfo, get_info
-from tlcourse.data.sources import STRATIFIED, build_parts
+from tlcourse.data.sources import build_parts
 from tlcourse.data.splits import SPLIT_SEED, per_class_indices
 from tlcourse.data.transforms import transform_preset
 
@@ -165,7 +166,7 @@ def load(
             dataset = dataset.subset(per_class_indices(dataset.targets, n, subset_seed, info.classes))
         splits[split] = dataset
 
-    kwargs = loader_kwargs(device, in_memory=info.name in STRATIFIED)
+    kwargs = loader_kwargs(device, in_memory=info.in_memory)
     if num_workers is not None:
         if num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, not {num_workers}")

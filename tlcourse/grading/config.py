@@ -29,9 +29,15 @@ def exchange_root() -> Path:
 
 def configure(c: Any, root: str | os.PathLike[str], *, source: str = "solutions", release: str = "assignments") -> Any:
     """Fill the traitlets config ``c`` for the course folder ``root``; returns ``c``."""
-    from nbconvert.preprocessors import ClearMetadataPreprocessor
-    from nbgrader.preprocessors import AssignLatePenalties, CheckCellMetadata, GetGrades, IgnorePattern, LimitOutput, SaveAutoGrades
-    from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+    from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
+    from nbgrader.preprocessors import (
+        AssignLatePenalties,
+        CheckCellMetadata,
+        GetGrades,
+        IgnorePattern,
+        LimitOutput,
+        SaveAutoGrades,
+    )
 
     from tlcourse.grading.execute import SandboxedExecute
     from tlcourse.grading.feedback import HideHiddenTests

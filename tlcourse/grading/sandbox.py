@@ -39,7 +39,7 @@ class SandboxUnavailableError(RuntimeError):
     """No sandbox can be made on this machine (the message says why and what to do)."""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def sandbox_problem(bwrap: str = "bwrap") -> str | None:
     """Why no grading sandbox can be made here, or ``None`` when bubblewrap works."""
     if not sys.platform.startswith("linux"):

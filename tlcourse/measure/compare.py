@@ -10,10 +10,10 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -109,7 +109,7 @@ def peak_memory(model: nn.Module, input_shape: Sequence[int], *, device: str | t
     try:
         from torch.distributed._tools.mem_tracker import MemTracker
     except Exception:  # torch built without distributed
-        MemTracker = None  # noqa: N806
+        MemTracker = None
     if MemTracker is not None:
         tracker = MemTracker()
         tracker.track_external(model)

@@ -2,16 +2,16 @@
 
 from tlcourse.models.alexnet_vgg import (
     ALEXNET_CONFIGS,
+    VGG,
     VGG_CONFIGS,
     AlexNet,
     AlexNetConfig,
-    ConvBlock,
     ConvSpec,
     ConvStack,
-    VGG,
     small_alexnet,
     small_vgg,
 )
+from tlcourse.models.blocks import ConvNormAct
 from tlcourse.models.efficientnet import (
     EFFICIENTNET_LITE_VARIANTS,
     LITE_STAGES,
@@ -51,13 +51,13 @@ from tlcourse.models.vit import (
 )
 
 __all__ = [
-    "ALEXNET_CONFIGS", "VGG_CONFIGS", "AlexNet", "AlexNetConfig", "ConvBlock", "ConvSpec", "ConvStack", "VGG",
+    "ALEXNET_CONFIGS", "VGG_CONFIGS", "AlexNet", "AlexNetConfig", "ConvSpec", "ConvStack", "VGG",
     "small_alexnet", "small_vgg",
     "GOOGLENET_INCEPTIONS", "GoogLeNet", "Inception", "InceptionSpec", "small_googlenet",
     "EFFICIENTNET_LITE_VARIANTS", "LITE_STAGES", "EfficientNetLite", "efficientnet_lite", "efficientnet_lite0",
     "lite_transform", "load_packaged_weights",
     "LENET_VARIANTS", "LeNet5", "lenet5",
-    "ConvBNAct", "DepthwiseSeparableConv", "MBConv", "SamePad2d",
+    "ConvNormAct", "ConvBNAct", "DepthwiseSeparableConv", "MBConv", "SamePad2d",
     "RESNET_CONFIGS", "BasicBlock", "Bottleneck", "ResNet", "ResNetConfig", "resnet", "resnet18", "resnet34",
     "resnet50", "resnet_small", "without_normalization",
     "VIT_CONFIGS", "EncoderBlock", "MultiHeadSelfAttention", "PatchEmbedding", "VisionTransformer", "ViTBaselineCNN",

@@ -1,6 +1,8 @@
 """AlexNet (Krizhevsky, Sutskever and Hinton, 2012) and VGG (Simonyan and Zisserman, 2014).
 
-Both networks are assembled from a configuration, so that the same classes build
+Both networks are assembled from a configuration, out of :class:`~tlcourse.models.blocks.ConvNormAct`
+blocks as the papers had them (a bias on every convolution; batch norm, which came in 2015, only with
+``batch_norm=True``), so that the same classes build
 
 * the full-size ImageNet networks (``alexnet_config("imagenet")``, ``VGG_CONFIGS["vgg16"]``),
   whose parameter counts equal torchvision's (61,100,840 and 138,357,544), and
@@ -20,39 +22,16 @@ from typing import Literal
 import torch
 from torch import nn
 
+from tlcourse.core.lookup import lookup
+from tlcourse.models.blocks import ConvNormAct
+
 Activation = Literal["relu", "tanh", "sigmoid"]
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 
 
 def _activation(name: str) -> type[nn.Module]:
-    if name not in _ACTIVATIONS:
-        raise ValueError(f"Unknown activation {name!r}; choose one of {', '.join(sorted(_ACTIVATIONS))}.")
-    return _ACTIVATIONS[name]
-
-
-class ConvBlock(nn.Sequential):
-    """Convolution -> (batch norm) -> activation: the unit both networks are built from."""
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int = 3,
-        stride: int = 1,
-        padding: int | None = None,
-        activation: Activation = "relu",
-        batch_norm: bool = False,
-        bias: bool = True,
-    ) -> None:
-        padding = kernel_size // 2 if padding is None else padding
-        layers: list[nn.Module] = [
-            nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=bias)
-        ]
-        if batch_norm:
-            layers.append(nn.BatchNorm2d(out_channels))
-        layers.append(_activation(activation)())
-        super().__init__(*layers)
+    return lookup(_ACTIVATIONS, name, "activation")
 
 
 class ConvStack(nn.Sequential):
@@ -70,8 +49,12 @@ class ConvStack(nn.Sequential):
         bias: bool = False,
         activation: Activation = "relu",
     ) -> None:
+        act = _activation(activation)
         super().__init__(
-            *[ConvBlock(channels, channels, kernel_size, activation=activation, bias=bias) for _ in range(num_layers)]
+            *[
+                ConvNormAct(channels, channels, kernel_size, batch_norm=False, activation=act, bias=bias)
+                for _ in range(num_layers)
+            ]
         )
 
 
@@ -172,12 +155,16 @@ class AlexNet(nn.Module):
     ) -> None:
         super().__init__()
         if isinstance(config, str):
-            config = _lookup(ALEXNET_CONFIGS, config, "AlexNet configuration")
+            config = lookup(ALEXNET_CONFIGS, config, "AlexNet configuration")
+        act = _activation(activation)
         layers: list[nn.Module] = []
         channels = in_channels
         for spec in config.convs:
             out = max(1, round(spec.out_channels * width))
-            layers.append(ConvBlock(channels, out, spec.kernel_size, spec.stride, spec.padding, activation, batch_norm))
+            conv = ConvNormAct(
+                channels, out, spec.kernel_size, spec.stride, spec.padding, batch_norm=batch_norm, activation=act, bias=True
+            )
+            layers.append(conv)
             if spec.pool:
                 layers.append(nn.MaxPool2d(config.pool_kernel, config.pool_stride))
             channels = out
@@ -224,7 +211,8 @@ class VGG(nn.Module):
     ) -> None:
         super().__init__()
         if isinstance(config, str):
-            config = _lookup(VGG_CONFIGS, config, "VGG configuration")
+            config = lookup(VGG_CONFIGS, config, "VGG configuration")
+        act = _activation(activation)
         layers: list[nn.Module] = []
         channels = in_channels
         for item in config:
@@ -232,7 +220,7 @@ class VGG(nn.Module):
                 layers.append(nn.MaxPool2d(2, 2))
             else:
                 out = max(1, round(int(item) * width))
-                layers.append(ConvBlock(channels, out, 3, activation=activation, batch_norm=batch_norm))
+                layers.append(ConvNormAct(channels, out, 3, batch_norm=batch_norm, activation=act, bias=True))
                 channels = out
         self.features = nn.Sequential(*layers)
         self.avgpool = nn.AdaptiveAvgPool2d(pool_size)
@@ -242,12 +230,6 @@ class VGG(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
-
-
-def _lookup(table: dict, key: str, what: str):  # type: ignore[no-untyped-def]
-    if key not in table:
-        raise ValueError(f"Unknown {what} {key!r}; choose one of {', '.join(table)}.")
-    return table[key]
 
 
 def small_alexnet(

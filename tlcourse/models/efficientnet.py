@@ -24,6 +24,7 @@ from torch import nn
 from torchvision.models._utils import _make_divisible
 from torchvision.transforms import v2
 
+from tlcourse.core.lookup import lookup
 from tlcourse.models.mobilenet import ConvBNAct, MBConv, Padding
 
 # Pixels in [0, 1] -> (255 x - 127) / 128, as the TensorFlow EfficientNet-Lite models were trained.
@@ -129,7 +130,7 @@ class EfficientNetLite(nn.Module):
         self.resolution = resolution
         self.stage_configs = list(stages)
         layers: list[tuple[str, nn.Module]] = [
-            ("stem", ConvBNAct(3, self.stage_configs[0].in_channels, 3, 2, 1, activation, padding))
+            ("stem", ConvBNAct(3, self.stage_configs[0].in_channels, 3, 2, activation=activation, padding=padding))
         ]
         total = sum(s.repeats for s in self.stage_configs)
         index = 0
@@ -151,7 +152,8 @@ class EfficientNetLite(nn.Module):
                 )
                 index += 1
             layers.append((f"stage{i}", nn.Sequential(*blocks)))
-        layers.append(("head", ConvBNAct(self.stage_configs[-1].out_channels, HEAD_CHANNELS, 1, 1, 1, activation, padding)))
+        head = ConvBNAct(self.stage_configs[-1].out_channels, HEAD_CHANNELS, 1, activation=activation, padding=padding)
+        layers.append(("head", head))
         self.features = nn.Sequential(OrderedDict(layers))
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(HEAD_CHANNELS, num_classes))
@@ -174,9 +176,7 @@ def efficientnet_lite(
     stochastic_depth_prob: float = 0.2,
 ) -> EfficientNetLite:
     """Build an EfficientNet-Lite variant of :data:`EFFICIENTNET_LITE_VARIANTS` (``"lite0"`` ... ``"lite4"``)."""
-    if variant not in EFFICIENTNET_LITE_VARIANTS:
-        raise ValueError(f"Unknown variant {variant!r}; choose one of {', '.join(EFFICIENTNET_LITE_VARIANTS)}.")
-    scaling = EFFICIENTNET_LITE_VARIANTS[variant]
+    scaling = lookup(EFFICIENTNET_LITE_VARIANTS, variant, "EfficientNet-Lite variant")
     return EfficientNetLite(
         scaled_stages(scaling),
         num_classes=num_classes,

@@ -15,22 +15,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 
 import torch
 from torch import nn
 
+from tlcourse.core.lookup import UnknownNameError, unknown_name_message
+from tlcourse.models.blocks import ConvNormAct
 
-class BasicConv(nn.Sequential):
-    """Convolution -> (batch norm) -> ReLU, with "same" padding."""
+_RELU = partial(nn.ReLU, inplace=True)
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, batch_norm: bool = True) -> None:
-        layers: list[nn.Module] = [
-            nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=not batch_norm)
-        ]
-        if batch_norm:
-            layers.append(nn.BatchNorm2d(out_channels))
-        layers.append(nn.ReLU(inplace=True))
-        super().__init__(*layers)
+
+def _conv(in_channels: int, out_channels: int, kernel_size: int, batch_norm: bool) -> ConvNormAct:
+    """GoogLeNet's convolution: "same" padding, batch norm (a bias only without it), ReLU."""
+    return ConvNormAct(in_channels, out_channels, kernel_size, batch_norm=batch_norm, activation=_RELU)
 
 
 @dataclass(frozen=True)
@@ -75,21 +73,21 @@ class Inception(nn.Module):
     def __init__(self, in_channels: int, spec: InceptionSpec, reduce: bool = True, batch_norm: bool = True) -> None:
         super().__init__()
         self.reduce = reduce
-        self.branch1 = BasicConv(in_channels, spec.ch1x1, 1, batch_norm)
+        self.branch1 = _conv(in_channels, spec.ch1x1, 1, batch_norm)
         if reduce:
             self.branch2 = nn.Sequential(
-                BasicConv(in_channels, spec.ch3x3_reduce, 1, batch_norm), BasicConv(spec.ch3x3_reduce, spec.ch3x3, 3, batch_norm)
+                _conv(in_channels, spec.ch3x3_reduce, 1, batch_norm), _conv(spec.ch3x3_reduce, spec.ch3x3, 3, batch_norm)
             )
             self.branch3 = nn.Sequential(
-                BasicConv(in_channels, spec.ch5x5_reduce, 1, batch_norm), BasicConv(spec.ch5x5_reduce, spec.ch5x5, 5, batch_norm)
+                _conv(in_channels, spec.ch5x5_reduce, 1, batch_norm), _conv(spec.ch5x5_reduce, spec.ch5x5, 5, batch_norm)
             )
             self.branch4 = nn.Sequential(
-                nn.MaxPool2d(3, stride=1, padding=1), BasicConv(in_channels, spec.pool_proj, 1, batch_norm)
+                nn.MaxPool2d(3, stride=1, padding=1), _conv(in_channels, spec.pool_proj, 1, batch_norm)
             )
             self.out_channels = spec.ch1x1 + spec.ch3x3 + spec.ch5x5 + spec.pool_proj
         else:
-            self.branch2 = BasicConv(in_channels, spec.ch3x3, 3, batch_norm)
-            self.branch3 = BasicConv(in_channels, spec.ch5x5, 5, batch_norm)
+            self.branch2 = _conv(in_channels, spec.ch3x3, 3, batch_norm)
+            self.branch3 = _conv(in_channels, spec.ch5x5, 5, batch_norm)
             self.branch4 = nn.MaxPool2d(3, stride=1, padding=1)
             self.out_channels = spec.ch1x1 + spec.ch3x3 + spec.ch5x5 + in_channels
 
@@ -125,7 +123,7 @@ class GoogLeNet(nn.Module):
                 layers.append(nn.MaxPool2d(3, stride=2, padding=1))
                 continue
             out = max(1, round(int(item) * width))
-            layers.append(BasicConv(channels, out, 3, batch_norm))
+            layers.append(_conv(channels, out, 3, batch_norm))
             channels = out
         self.stem = nn.Sequential(*layers)
         blocks: dict[str, nn.Module] = {}
@@ -134,7 +132,7 @@ class GoogLeNet(nn.Module):
                 blocks[f"pool{index}"] = nn.MaxPool2d(3, stride=2, padding=1)
                 continue
             if stage not in GOOGLENET_INCEPTIONS:
-                raise ValueError(f"Unknown Inception module {stage!r}; choose from {', '.join(GOOGLENET_INCEPTIONS)} or 'M'.")
+                raise UnknownNameError(unknown_name_message("Inception module", stage, [*GOOGLENET_INCEPTIONS, "M"]))
             module = Inception(channels, GOOGLENET_INCEPTIONS[stage].scaled(width), batch_norm=batch_norm)
             blocks[f"inception{stage}"] = module
             channels = module.out_channels

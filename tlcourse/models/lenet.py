@@ -20,6 +20,8 @@ from typing import Literal
 
 from torch import nn
 
+from tlcourse.core.lookup import lookup
+
 Activation = Literal["tanh", "relu", "sigmoid"]
 Pooling = Literal["avg", "max"]
 
@@ -30,12 +32,6 @@ LENET_VARIANTS: dict[str, dict[str, str]] = {
     "classic": {"activation": "tanh", "pooling": "avg"},
     "modern": {"activation": "relu", "pooling": "max"},
 }
-
-
-def _choose(table: dict[str, type[nn.Module]], key: str, what: str) -> type[nn.Module]:
-    if key not in table:
-        raise ValueError(f"Unknown {what} {key!r}; choose one of {', '.join(sorted(table))}.")
-    return table[key]
 
 
 class LeNet5(nn.Sequential):
@@ -53,8 +49,8 @@ class LeNet5(nn.Sequential):
         activation: Activation = "tanh",
         pooling: Pooling = "avg",
     ) -> None:
-        act = _choose(_ACTIVATIONS, activation, "activation")
-        pool = _choose(_POOLING, pooling, "pooling")
+        act = lookup(_ACTIVATIONS, activation, "activation")
+        pool = lookup(_POOLING, pooling, "pooling")
         super().__init__(
             OrderedDict(
                 [
@@ -79,6 +75,5 @@ class LeNet5(nn.Sequential):
 
 def lenet5(variant: str = "classic", num_classes: int = 10, in_channels: int = 1) -> LeNet5:
     """Build LeNet-5 from a named configuration in :data:`LENET_VARIANTS` ("classic" or "modern")."""
-    if variant not in LENET_VARIANTS:
-        raise ValueError(f"Unknown LeNet-5 variant {variant!r}; choose one of {', '.join(LENET_VARIANTS)}.")
-    return LeNet5(num_classes=num_classes, in_channels=in_channels, **LENET_VARIANTS[variant])  # type: ignore[arg-type]
+    choices = lookup(LENET_VARIANTS, variant, "LeNet-5 variant")
+    return LeNet5(num_classes=num_classes, in_channels=in_channels, **choices)  # type: ignore[arg-type]

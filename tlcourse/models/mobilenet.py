@@ -11,91 +11,44 @@
 
 Padding: ``"same"`` reproduces TensorFlow's SAME padding, with which the EfficientNet-Lite weights
 were trained. For stride 1 it is the symmetric ``k // 2``; for stride 2 on an even-sized input it
-puts the extra row/column on the bottom/right only (see :class:`SamePad2d`). ``"symmetric"`` is
-PyTorch's usual ``padding=k // 2`` everywhere (as in torchvision's own EfficientNet).
+puts the extra row/column on the bottom/right only (see :class:`~tlcourse.models.blocks.SamePad2d`).
+``"symmetric"`` is PyTorch's usual ``padding=k // 2`` everywhere (as in torchvision's own EfficientNet).
 """
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Literal
+from typing import Any
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 from torchvision.ops import SqueezeExcitation, StochasticDepth
 
-Padding = Literal["same", "symmetric"]
-PADDINGS: tuple[str, ...] = ("same", "symmetric")
+from tlcourse.models.blocks import PADDINGS, ConvNormAct, Padding, SamePad2d
+
+__all__ = [
+    "BN_EPS", "BN_MOMENTUM", "MOBILE", "PADDINGS", "ConvBNAct", "DepthwiseSeparableConv", "MBConv", "Padding", "SamePad2d",
+]
 
 # TensorFlow's batch-norm settings used to train EfficientNet(-Lite): epsilon 1e-3 and a moving
 # average decay of 0.99, which is momentum 0.01 in PyTorch's convention (1 - decay).
 BN_EPS = 1e-3
 BN_MOMENTUM = 0.01
 
-
-class SamePad2d(nn.Module):
-    """Zero padding of TensorFlow's ``padding="SAME"``, computed from the input's size.
-
-    The output of the following convolution has ``ceil(size / stride)`` rows and columns; the
-    total padding ``max((out - 1) * stride + kernel - size, 0)`` is split with the smaller half on
-    the top/left. (``nn.Conv2d(padding="same")`` exists only for stride 1.)
-    """
-
-    def __init__(self, kernel_size: int, stride: int) -> None:
-        super().__init__()
-        self.kernel_size = kernel_size
-        self.stride = stride
-
-    def _split(self, size: int) -> tuple[int, int]:
-        out = math.ceil(size / self.stride)
-        total = max((out - 1) * self.stride + self.kernel_size - size, 0)
-        return total // 2, total - total // 2
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        top, bottom = self._split(x.shape[-2])
-        left, right = self._split(x.shape[-1])
-        if top or bottom or left or right:
-            x = F.pad(x, (left, right, top, bottom))
-        return x
-
-    def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}"
+#: What :class:`ConvBNAct` changes in :class:`~tlcourse.models.blocks.ConvNormAct`'s defaults.
+MOBILE: dict[str, Any] = {"activation": nn.ReLU6, "padding": "same", "bn_eps": BN_EPS, "bn_momentum": BN_MOMENTUM}
 
 
-class ConvBNAct(nn.Sequential):
-    """Convolution (no bias) -> BatchNorm -> activation (``activation=None`` for a linear layer).
+class ConvBNAct(ConvNormAct):
+    """:class:`~tlcourse.models.blocks.ConvNormAct` with the mobile networks' settings (:data:`MOBILE`):
+    ReLU6 (``activation=None`` for a linear layer), ``padding="same"``, no bias, TensorFlow's batch-norm constants.
 
     Children: ``pad`` (only for ``padding="same"`` with stride > 1), ``conv``, ``bn``, ``act``.
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int = 3,
-        stride: int = 1,
-        groups: int = 1,
-        activation: Callable[[], nn.Module] | None = nn.ReLU6,
-        padding: Padding = "same",
-    ) -> None:
-        if padding not in PADDINGS:
-            raise ValueError(f"Unknown padding {padding!r}; choose one of {', '.join(PADDINGS)}.")
-        layers: list[tuple[str, nn.Module]] = []
-        if padding == "same" and stride > 1:
-            layers.append(("pad", SamePad2d(kernel_size, stride)))
-            conv_padding = 0
-        else:  # stride 1 with an odd kernel: SAME padding is the symmetric k // 2
-            conv_padding = kernel_size // 2
-        layers.append(
-            ("conv", nn.Conv2d(in_channels, out_channels, kernel_size, stride, conv_padding, groups=groups, bias=False))
-        )
-        layers.append(("bn", nn.BatchNorm2d(out_channels, eps=BN_EPS, momentum=BN_MOMENTUM)))
-        if activation is not None:
-            layers.append(("act", activation()))
-        super().__init__(OrderedDict(layers))
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1, **settings: Any) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, **{**MOBILE, **settings})
 
 
 class DepthwiseSeparableConv(nn.Sequential):
@@ -115,14 +68,11 @@ class DepthwiseSeparableConv(nn.Sequential):
         activation: Callable[[], nn.Module] | None = nn.ReLU6,
         padding: Padding = "same",
     ) -> None:
-        super().__init__(
-            OrderedDict(
-                [
-                    ("depthwise", ConvBNAct(in_channels, in_channels, kernel_size, stride, in_channels, activation, padding)),
-                    ("pointwise", ConvBNAct(in_channels, out_channels, 1, 1, 1, activation, padding)),
-                ]
-            )
+        depthwise = ConvBNAct(
+            in_channels, in_channels, kernel_size, stride, groups=in_channels, activation=activation, padding=padding
         )
+        pointwise = ConvBNAct(in_channels, out_channels, 1, activation=activation, padding=padding)
+        super().__init__(OrderedDict([("depthwise", depthwise), ("pointwise", pointwise)]))
 
 
 class MBConv(nn.Module):
@@ -153,14 +103,16 @@ class MBConv(nn.Module):
         hidden = in_channels * expand_ratio
         self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
         self.use_skip = stride == 1 and in_channels == out_channels
-        self.expand = ConvBNAct(in_channels, hidden, 1, 1, 1, activation, padding) if expand_ratio != 1 else None
-        self.depthwise = ConvBNAct(hidden, hidden, kernel_size, stride, hidden, activation, padding)
+        self.expand = (
+            ConvBNAct(in_channels, hidden, 1, activation=activation, padding=padding) if expand_ratio != 1 else None
+        )
+        self.depthwise = ConvBNAct(hidden, hidden, kernel_size, stride, groups=hidden, activation=activation, padding=padding)
         self.se = (
             SqueezeExcitation(hidden, max(1, int(in_channels * se_ratio)), activation=activation)
             if se_ratio
             else None
         )
-        self.project = ConvBNAct(hidden, out_channels, 1, 1, 1, None, padding)
+        self.project = ConvBNAct(hidden, out_channels, 1, activation=None, padding=padding)
         self.stochastic_depth = StochasticDepth(stochastic_depth_prob, "row") if self.use_skip else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

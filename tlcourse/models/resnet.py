@@ -20,12 +20,14 @@ Module names follow torchvision's (``conv1``, ``bn1``, ``layer1.0.conv1``, ``lay
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from torch import nn
+
+from tlcourse.core.lookup import lookup
 
 Stem = Literal["imagenet", "cifar"]
 
@@ -64,19 +66,19 @@ def _shortcut(in_channels: int, out_channels: int, stride: int, residual: bool) 
 
 
 class BasicBlock(nn.Module):
-    """3x3 conv-BN-ReLU, 3x3 conv-BN, plus the shortcut, then ReLU. Output: ``width`` channels."""
+    """3x3 conv-BN-ReLU, 3x3 conv-BN, plus the shortcut, then ReLU. Output: ``out_channels`` channels."""
 
     expansion = 1
 
-    def __init__(self, in_channels: int, width: int, stride: int = 1, residual: bool = True) -> None:
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, residual: bool = True) -> None:
         super().__init__()
         self.residual = residual
-        self.conv1 = _conv3x3(in_channels, width, stride)
-        self.bn1 = nn.BatchNorm2d(width)
+        self.conv1 = _conv3x3(in_channels, out_channels, stride)
+        self.bn1 = nn.BatchNorm2d(out_channels)
         self.relu = nn.ReLU(inplace=True)
-        self.conv2 = _conv3x3(width, width)
-        self.bn2 = nn.BatchNorm2d(width)
-        self.downsample = _shortcut(in_channels, width * self.expansion, stride, residual)
+        self.conv2 = _conv3x3(out_channels, out_channels)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.downsample = _shortcut(in_channels, out_channels * self.expansion, stride, residual)
 
     def last_bn(self) -> nn.BatchNorm2d:
         """The BatchNorm that closes the residual branch (zeroed by ``zero_init_residual``)."""
@@ -91,19 +93,19 @@ class BasicBlock(nn.Module):
 
 
 class Bottleneck(nn.Module):
-    """1x1 reduce to ``width``, 3x3 (strided), 1x1 expand to ``4 * width``, plus the shortcut, then ReLU."""
+    """1x1 reduce to ``mid_channels``, 3x3 (strided), 1x1 expand to ``4 * mid_channels``, plus the shortcut, then ReLU."""
 
     expansion = 4
 
-    def __init__(self, in_channels: int, width: int, stride: int = 1, residual: bool = True) -> None:
+    def __init__(self, in_channels: int, mid_channels: int, stride: int = 1, residual: bool = True) -> None:
         super().__init__()
         self.residual = residual
-        out_channels = width * self.expansion
-        self.conv1 = _conv1x1(in_channels, width)
-        self.bn1 = nn.BatchNorm2d(width)
-        self.conv2 = _conv3x3(width, width, stride)
-        self.bn2 = nn.BatchNorm2d(width)
-        self.conv3 = _conv1x1(width, out_channels)
+        out_channels = mid_channels * self.expansion
+        self.conv1 = _conv1x1(in_channels, mid_channels)
+        self.bn1 = nn.BatchNorm2d(mid_channels)
+        self.conv2 = _conv3x3(mid_channels, mid_channels, stride)
+        self.bn2 = nn.BatchNorm2d(mid_channels)
+        self.conv3 = _conv1x1(mid_channels, out_channels)
         self.bn3 = nn.BatchNorm2d(out_channels)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = _shortcut(in_channels, out_channels, stride, residual)
@@ -125,22 +127,35 @@ Block = type[BasicBlock] | type[Bottleneck]
 _BLOCKS: dict[str, Block] = {"basic": BasicBlock, "bottleneck": Bottleneck}
 
 
+def _imagenet_stem(in_channels: int, out_channels: int) -> tuple[nn.Conv2d, nn.Module]:
+    conv = nn.Conv2d(in_channels, out_channels, kernel_size=7, stride=2, padding=3, bias=False)
+    return conv, nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+
+
+def _cifar_stem(in_channels: int, out_channels: int) -> tuple[nn.Conv2d, nn.Module]:
+    return _conv3x3(in_channels, out_channels), nn.Identity()
+
+
+# stem name -> (its convolution ``conv1``, what follows ``relu``: ``maxpool``)
+_STEMS: dict[str, Callable[[int, int], tuple[nn.Conv2d, nn.Module]]] = {"imagenet": _imagenet_stem, "cifar": _cifar_stem}
+
+
 @dataclass(frozen=True)
 class ResNetConfig:
     """Everything that distinguishes one ResNet from another.
 
-    ``layers[i]`` blocks of type ``block`` in stage ``i``, whose blocks have width ``widths[i]``
-    (the output has ``widths[i] * expansion`` channels); every stage after the first halves the
-    resolution with its first block's stride. ``stem``: "imagenet" (7x7/2 convolution and 3x3/2
-    max pooling, for 224x224 images) or "cifar" (one 3x3/1 convolution, for 32x32 images);
-    ``stem_width`` defaults to ``widths[0]``.
+    ``layers[i]`` blocks of type ``block`` in stage ``i``, whose blocks have ``channels[i]`` channels
+    (the output of the stage has ``channels[i] * expansion``: a bottleneck's 1x1 expands its
+    ``channels[i]`` four times); every stage after the first halves the resolution with its first
+    block's stride. ``stem``: "imagenet" (7x7/2 convolution and 3x3/2 max pooling, for 224x224 images)
+    or "cifar" (one 3x3/1 convolution, for 32x32 images); ``stem_channels`` defaults to ``channels[0]``.
     """
 
     block: Literal["basic", "bottleneck"]
     layers: tuple[int, ...]
-    widths: tuple[int, ...] = (64, 128, 256, 512)
+    channels: tuple[int, ...] = (64, 128, 256, 512)
     stem: Stem = "imagenet"
-    stem_width: int | None = None
+    stem_channels: int | None = None
 
 
 #: The networks of the paper's table 1 (ImageNet) and of its CIFAR-10 section (``resnet_small``).
@@ -171,32 +186,23 @@ class ResNet(nn.Module):
         zero_init_residual: bool = False,
     ) -> None:
         super().__init__()
-        if config.block not in _BLOCKS:
-            raise ValueError(f"Unknown block {config.block!r}; choose one of {', '.join(_BLOCKS)}.")
-        if len(config.layers) != len(config.widths):
-            raise ValueError(f"layers {config.layers} and widths {config.widths} must have the same length.")
+        block = lookup(_BLOCKS, config.block, "block")
+        if len(config.layers) != len(config.channels):
+            raise ValueError(f"layers {config.layers} and channels {config.channels} must have the same length.")
         self.config = config
         self.residual = residual
-        block = _BLOCKS[config.block]
-        stem_width = config.stem_width or config.widths[0]
-        if config.stem == "imagenet":
-            self.conv1 = nn.Conv2d(in_channels, stem_width, kernel_size=7, stride=2, padding=3, bias=False)
-            self.maxpool: nn.Module = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        elif config.stem == "cifar":
-            self.conv1 = _conv3x3(in_channels, stem_width)
-            self.maxpool = nn.Identity()
-        else:
-            raise ValueError(f"Unknown stem {config.stem!r}; choose 'imagenet' or 'cifar'.")
-        self.bn1 = nn.BatchNorm2d(stem_width)
+        stem_channels = config.stem_channels or config.channels[0]
+        self.conv1, self.maxpool = lookup(_STEMS, config.stem, "stem")(in_channels, stem_channels)
+        self.bn1 = nn.BatchNorm2d(stem_channels)
         self.relu = nn.ReLU(inplace=True)
 
-        channels = stem_width
-        for index, (count, width) in enumerate(zip(config.layers, config.widths)):
+        channels = stem_channels
+        for index, (count, block_channels) in enumerate(zip(config.layers, config.channels)):
             stride = 1 if index == 0 else 2
             blocks = []
             for position in range(count):
-                blocks.append(block(channels, width, stride if position == 0 else 1, residual))
-                channels = width * block.expansion
+                blocks.append(block(channels, block_channels, stride if position == 0 else 1, residual))
+                channels = block_channels * block.expansion
             self.add_module(f"layer{index + 1}", nn.Sequential(*blocks))
         self.num_stages = len(config.layers)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
@@ -249,9 +255,7 @@ def resnet(
 ) -> ResNet:
     """Build a ResNet from a name in :data:`RESNET_CONFIGS` or from a :class:`ResNetConfig`."""
     if isinstance(config, str):
-        if config not in RESNET_CONFIGS:
-            raise ValueError(f"Unknown ResNet {config!r}; choose one of {', '.join(RESNET_CONFIGS)}.")
-        config = RESNET_CONFIGS[config]
+        config = lookup(RESNET_CONFIGS, config, "ResNet")
     return ResNet(
         config,
         in_channels=in_channels,
@@ -281,7 +285,7 @@ def resnet_small(
     *,
     in_channels: int = 3,
     num_classes: int = 10,
-    widths: Sequence[int] = (16, 32, 64),
+    channels: Sequence[int] = (16, 32, 64),
     residual: bool = True,
     zero_init_residual: bool = False,
 ) -> ResNet:
@@ -291,12 +295,12 @@ def resnet_small(
     and 8x8, global average pooling and ``fc``. (The paper's CIFAR networks used parameter-free
     zero-padding shortcuts, "option A"; here the two shape-changing blocks use projections.)
     """
-    if len(widths) != 3:
-        raise ValueError(f"resnet_small has three stages; got widths {tuple(widths)}.")
+    if len(channels) != 3:
+        raise ValueError(f"resnet_small has three stages; got channels {tuple(channels)}.")
     if depth < 8 or (depth - 2) % 6:
         raise ValueError(f"depth must be 6n + 2 with n >= 1 (8, 14, 20, 32, 44, 56, 110...), got {depth}.")
     n = (depth - 2) // 6
-    config = ResNetConfig("basic", (n,) * len(widths), tuple(widths), stem="cifar")
+    config = ResNetConfig("basic", (n,) * len(channels), tuple(channels), stem="cifar")
     return resnet(
         config, in_channels=in_channels, num_classes=num_classes, residual=residual, zero_init_residual=zero_init_residual
     )

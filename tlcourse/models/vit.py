@@ -28,11 +28,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import MLP
+
+from tlcourse.core.lookup import lookup
+from tlcourse.models.blocks import ConvNormAct
 
 
 @dataclass(frozen=True)
@@ -210,9 +214,7 @@ class VisionTransformer(nn.Module):
 
 def vit(name: str = "tiny", **overrides: int | float) -> VisionTransformer:
     """Build a ViT from a named configuration in :data:`VIT_CONFIGS`, with fields overridden by keyword."""
-    if name not in VIT_CONFIGS:
-        raise ValueError(f"Unknown ViT configuration {name!r}; choose one of {', '.join(VIT_CONFIGS)}.")
-    return VisionTransformer(replace(VIT_CONFIGS[name], **overrides))
+    return VisionTransformer(replace(lookup(VIT_CONFIGS, name, "ViT configuration"), **overrides))
 
 
 def cls_attention(weights: torch.Tensor, grid_size: int) -> torch.Tensor:
@@ -247,7 +249,8 @@ def attention_rollout(maps: Sequence[torch.Tensor]) -> torch.Tensor:
 
 
 class ViTBaselineCNN(nn.Sequential):
-    """A small CNN to compare with the ViT: stages of (3x3 convolution, batch norm, ReLU), 2x2 max pooling between stages.
+    """A small CNN to compare with the ViT: stages of :class:`~tlcourse.models.blocks.ConvNormAct` (3x3
+    convolution, batch norm, ReLU), 2x2 max pooling between stages.
 
     ``stages`` lists ``(channels, convolutions)`` per stage; the last stage ends in global average
     pooling and a linear classifier. The default has about as many parameters (145k) and FLOPs
@@ -262,11 +265,11 @@ class ViTBaselineCNN(nn.Sequential):
     ) -> None:
         layers: list[nn.Module] = []
         channels = in_channels
-        for index, (width, convs) in enumerate(stages):
+        for index, (out_channels, convs) in enumerate(stages):
             if index > 0:
                 layers.append(nn.MaxPool2d(2))
             for _ in range(convs):
-                layers += [nn.Conv2d(channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
-                channels = width
+                layers.append(ConvNormAct(channels, out_channels, 3, activation=partial(nn.ReLU, inplace=True)))
+                channels = out_channels
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_classes)]
         super().__init__(*layers)

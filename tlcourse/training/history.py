@@ -121,7 +121,7 @@ class History:
         cols = [c for c in _COLUMNS if any(getattr(r, c) is not None for r in self.records)] or _COLUMNS
         rows = [[_fmt(getattr(r, c), c) for c in cols] for r in self.records]
         widths = [max([len(c)] + [len(row[i]) for row in rows]) for i, c in enumerate(cols)]
-        line = lambda cells: "| " + " | ".join(s.rjust(w) for s, w in zip(cells, widths)) + " |"  # noqa: E731
+        line = lambda cells: "| " + " | ".join(s.rjust(w) for s, w in zip(cells, widths)) + " |"
         out = [line(cols), "|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|"]
         out += [line(row) for row in rows]
         return "\n".join(out)

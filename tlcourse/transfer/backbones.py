@@ -19,8 +19,8 @@ from pathlib import Path
 
 from torch import nn
 
-from tlcourse.core.lookup import UnknownNameError, unknown_name_message
 from tlcourse.core.config import OFFLINE_ENV, is_offline, weights_dir
+from tlcourse.core.lookup import UnknownNameError, unknown_name_message
 from tlcourse.transfer.heads import head_name, replace_head
 
 __all__ = ["BACKBONES", "Backbone", "BackboneUnavailableError", "load_backbone"]

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from tlcourse.transfer.batchnorm import sync_frozen_bn_stats
-from tlcourse.transfer.stages import select_parameters, stages as model_stages
+from tlcourse.transfer.stages import select_parameters
+from tlcourse.transfer.stages import stages as model_stages
 
 __all__ = ["StageReport", "TrainableReport", "freeze", "freeze_to", "trainable_report", "unfreeze"]
 
