@@ -48,7 +48,7 @@ from torch import nn
 
 from tlcourse import data
 from tlcourse.core.device import describe_device, get_device, seed_everything
-from tlcourse.course.results import save_results
+from tlcourse.course.results import run_context, save_results
 from tlcourse.measure.plots import show_images
 from tlcourse.measure.profile import count_flops, count_parameters
 from tlcourse.measure.receptive_field import conv_layers, empirical_receptive_field, receptive_field
@@ -144,15 +144,11 @@ ax.legend();
 # dropout (p = 0.5) in their heads, and train on randomly shifted, rotated and scaled images:
 
 # %%
-if DATASET == "auto":
-    DATASET = "fashion_mnist" if data.dataset_available("fashion_mnist") else "mnist5k"
-channels = data.get_info(DATASET).channels
-eval_tf, train_tf = ("lenet", "lenet_augment") if channels == 1 else ("normalize", "augment")
+# "auto": Fashion-MNIST when it is available, else the bundled mnist5k digits (`data.load_small_images??`)
+bundle = data.load_small_images(DATASET, smoke=SMOKE, seed=SEED, per_class=TRAIN_PER_CLASS)
+DATASET, in_channels = bundle.name, bundle.info.channels  # the "lenet" preset gives 1x32x32; "normalize" keeps the colour channels
 EPOCHS = 3 if SMOKE else (EPOCHS or (10 if DATASET == "mnist5k" else 5))
 WIDTH = WIDTH or (0.125 if SMOKE else 0.25)
-subset = {"per_class": 40, "eval_per_class": 20} if SMOKE else {"per_class": TRAIN_PER_CLASS}
-bundle = data.load(DATASET, transform=eval_tf, train_transform=train_tf, batch_size=32, seed=SEED, **subset)
-in_channels = channels  # the "lenet" preset gives 1x32x32; "normalize" keeps the colour channels
 print(bundle.note)
 print(f"this run: {len(bundle.train)} train / {len(bundle.val)} val / {len(bundle.test)} test images of "
       f"{in_channels}x32x32, {EPOCHS} epochs, width {WIDTH} of the papers' filters")
@@ -225,15 +221,14 @@ print(f"VGG-16, last convolution: {rf_vgg16}x{rf_vgg16}; AlexNet, fifth convolut
 # and both keep a fraction `WIDTH` of the papers' filters. VGG is configuration A (VGG-11): eight 3x3
 # convolutions in five stages. Both get batch normalisation after each convolution (invented in 2015,
 # after both papers) so that they learn in a few epochs from scratch; the training recipe is the same:
-# AdamW, a one-cycle schedule, the same augmentation and seed.
+# AdamW, a one-cycle schedule (`scheduler="onecycle"`: `fit` builds lesson 01's `OneCycleLR` on the optimizer,
+# peaking at its learning rate), the same augmentation and seed.
 
 # %%
 def train(name: str, net: nn.Module) -> dict:
     optimizer = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=5e-4)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, epochs=EPOCHS,
-                                                   steps_per_epoch=len(bundle.train_loader))
     hist = fit(net, bundle.train_loader, bundle.val_loader, epochs=EPOCHS, optimizer=optimizer,
-               scheduler=schedule, device=device, progress=False)
+               scheduler="onecycle", device=device, progress=False)
     test = evaluate(net, bundle.test_loader, device=device)
     return {"model": net, "history": hist, "test_acc": test.accuracy, "parameters": count_parameters(net),
             "flops": count_flops(net, (1, in_channels, 32, 32)), "train_seconds": hist.total_seconds}
@@ -335,11 +330,7 @@ record = save_results(
     RESULTS_PATH,
     lesson="02_alexnet_vgg",
     results={
-        "dataset": DATASET,
-        "dataset_note": bundle.note,
-        "device": str(device),
-        "smoke": SMOKE,
-        "seed": SEED,
+        **run_context(DATASET, bundle.note, device, SMOKE, SEED),
         "activation_dataset": "digits",
         "activation_epochs": ACT_EPOCHS,
         "target_loss": TARGET_LOSS,

@@ -41,7 +41,7 @@ import torchvision
 
 from tlcourse import data
 from tlcourse.core.device import describe_device, get_device, seed_everything
-from tlcourse.course.results import save_results
+from tlcourse.course.results import run_context, save_results
 from tlcourse.measure.plots import plot_history
 from tlcourse.measure.profile import count_flops, count_parameters, format_trace, trace_shapes
 from tlcourse.models.inception import GOOGLENET_INCEPTIONS, Inception, small_googlenet
@@ -160,15 +160,11 @@ print(f"full torchvision GoogLeNet: {count_parameters(tv_googlenet):,} parameter
 # not). The paper's two auxiliary classifiers, which helped the deep network train, are left out.
 
 # %%
-if DATASET == "auto":
-    DATASET = "fashion_mnist" if data.dataset_available("fashion_mnist") else "mnist5k"
-channels = data.get_info(DATASET).channels
-eval_tf, train_tf = ("lenet", "lenet_augment") if channels == 1 else ("normalize", "augment")
+# "auto": Fashion-MNIST when it is available, else the bundled mnist5k digits (`data.load_small_images??`)
+bundle = data.load_small_images(DATASET, smoke=SMOKE, seed=SEED, per_class=TRAIN_PER_CLASS)
+DATASET, in_channels = bundle.name, bundle.info.channels
 EPOCHS = 3 if SMOKE else (EPOCHS or (10 if DATASET == "mnist5k" else 5))
 WIDTH = WIDTH or (0.125 if SMOKE else 0.25)
-subset = {"per_class": 40, "eval_per_class": 20} if SMOKE else {"per_class": TRAIN_PER_CLASS}
-bundle = data.load(DATASET, transform=eval_tf, train_transform=train_tf, batch_size=32, seed=SEED, **subset)
-in_channels = channels
 print(bundle.note)
 print(f"this run: {len(bundle.train)} train / {len(bundle.val)} val / {len(bundle.test)} test images of "
       f"{in_channels}x32x32, {EPOCHS} epochs, width {WIDTH} of the paper's filters")
@@ -182,10 +178,8 @@ print(f"{parameters:,} parameters, {flops / 1e6:.1f} MFLOPs per image")
 
 # %%
 optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=5e-4)
-schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, epochs=EPOCHS,
-                                               steps_per_epoch=len(bundle.train_loader))
 history = fit(model, bundle.train_loader, bundle.val_loader, epochs=EPOCHS, optimizer=optimizer,
-              scheduler=schedule, device=device, progress=False)
+              scheduler="onecycle", device=device, progress=False)
 test = evaluate(model, bundle.test_loader, device=device)
 chance = 1 / len(bundle.classes)
 print(f"small GoogLeNet on {DATASET}: test accuracy {test.accuracy:.3f} on {test.n} images (chance {chance:.2f}), "
@@ -221,11 +215,7 @@ record = save_results(
     RESULTS_PATH,
     lesson="03_inception",
     results={
-        "dataset": DATASET,
-        "dataset_note": bundle.note,
-        "device": str(device),
-        "smoke": SMOKE,
-        "seed": SEED,
+        **run_context(DATASET, bundle.note, device, SMOKE, SEED),
         "bottleneck_config": {"in_channels": 192, "size": 28, "module": "3a", **spec.__dict__},
         "bottleneck": bottleneck,
         "bottleneck_flops_ratio": flops_ratio,

@@ -53,7 +53,7 @@ from torch import nn
 
 from tlcourse import data
 from tlcourse.core.device import describe_device, get_device, seed_everything
-from tlcourse.course.results import save_results
+from tlcourse.course.results import run_context, save_results
 from tlcourse.measure.plots import plot_history
 from tlcourse.measure.profile import count_parameters, format_trace, trace_shapes
 from tlcourse.models.resnet import BasicBlock, Bottleneck, resnet18, resnet50, resnet_small, without_normalization
@@ -365,8 +365,8 @@ x = torch.randn(1, 64, 56, 56)
 blocks = {
     "BasicBlock(64 -> 64, stride 1): identity shortcut": BasicBlock(64, 64),
     "BasicBlock(64 -> 128, stride 2): projection": BasicBlock(64, 128, stride=2),
-    "Bottleneck(64 -> width 64 -> 256, stride 1): projection": Bottleneck(64, 64),
-    "Bottleneck(64 -> width 128 -> 512, stride 2): projection": Bottleneck(64, 128, stride=2),
+    "Bottleneck(64 -> 64 -> 256, stride 1): projection": Bottleneck(64, 64),
+    "Bottleneck(64 -> 128 -> 512, stride 2): projection": Bottleneck(64, 128, stride=2),
 }
 block_shapes = {}
 for name, block in blocks.items():
@@ -384,8 +384,9 @@ for name, block in blocks.items():
 # ## ResNet-18 and ResNet-50, assembled from our blocks
 #
 # A ResNet is a configuration: which block, how many per stage, how wide, which stem. ResNet-18 is
-# `BasicBlock` x (2, 2, 2, 2), ResNet-50 `Bottleneck` x (3, 4, 6, 3), both with widths 64, 128, 256, 512
-# and the ImageNet stem (7x7 convolution with stride 2, then 3x3 max pooling with stride 2).
+# `BasicBlock` x (2, 2, 2, 2), ResNet-50 `Bottleneck` x (3, 4, 6, 3), both with 64, 128, 256, 512 channels
+# per stage (a bottleneck's inner channels, which its last 1x1 expands by 4) and the ImageNet stem
+# (7x7 convolution with stride 2, then 3x3 max pooling with stride 2).
 # If our blocks are right, the parameter counts must equal torchvision's to the last parameter.
 
 # %%
@@ -423,10 +424,8 @@ seed_everything(SEED)
 model = resnet_small(SMALL_DEPTH, in_channels=in_channels, num_classes=len(bundle.classes))
 small_parameters = count_parameters(model)
 optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=5e-4)
-schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, epochs=EPOCHS,
-                                               steps_per_epoch=len(bundle.train_loader))
 history = fit(model, bundle.train_loader, bundle.val_loader, epochs=EPOCHS, optimizer=optimizer,
-              scheduler=schedule, device=device)
+              scheduler="onecycle", device=device)
 test = evaluate(model, bundle.test_loader, device=device)
 chance = 1 / len(bundle.classes)
 print(f"ResNet-{SMALL_DEPTH} ({small_parameters:,} parameters) on {DATASET}: test accuracy {test.accuracy:.4f} "
@@ -466,11 +465,7 @@ record = save_results(
     RESULTS_PATH,
     lesson="04_resnet",
     results={
-        "dataset": DATASET,
-        "dataset_note": bundle.note,
-        "device": str(device),
-        "smoke": SMOKE,
-        "seed": SEED,
+        **run_context(DATASET, bundle.note, device, SMOKE, SEED),
         "depths": list(DEPTHS),
         "gradient_depths": list(GRADIENT_DEPTHS),
         "degradation_dataset": DEGRADATION_DATASET,

@@ -45,7 +45,7 @@ from torch import nn
 
 from tlcourse import data
 from tlcourse.core.device import describe_device, get_device, seed_everything
-from tlcourse.course.results import save_results
+from tlcourse.course.results import run_context, save_results
 from tlcourse.data.imagenet import class_index, class_names
 from tlcourse.measure.plots import show_images
 from tlcourse.measure.profile import count_flops, count_parameters, format_trace, measure_latency, trace_shapes
@@ -414,11 +414,7 @@ record = save_results(
     RESULTS_PATH,
     lesson="05_mobilenet_efficientnet",
     results={
-        "dataset": DATASET,
-        "dataset_note": bundle.note,
-        "device": str(device),
-        "smoke": SMOKE,
-        "seed": SEED,
+        **run_context(DATASET, bundle.note, device, SMOKE, SEED),
         "separable": separable_rows,
         "separable_max_ratio_error": max_ratio_error,
         "latency_size": LATENCY_SIZE,

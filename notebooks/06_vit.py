@@ -47,7 +47,7 @@ import torch.nn.functional as F
 
 from tlcourse import data
 from tlcourse.core.device import describe_device, get_device, seed_everything
-from tlcourse.course.results import save_results
+from tlcourse.course.results import run_context, save_results
 from tlcourse.measure.profile import count_flops, count_parameters, format_trace, trace_shapes
 from tlcourse.models.vit import (
     EncoderBlock,
@@ -240,9 +240,7 @@ def train(kind: str, per_class: int):
            else ViTBaselineCNN(in_channels=channels, num_classes=len(bundle.classes)))
     epochs = math.ceil(STEPS / len(subset.train_loader))
     optimizer = torch.optim.AdamW(net.parameters(), lr=LR, weight_decay=0.05)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=LR, epochs=epochs,
-                                                   steps_per_epoch=len(subset.train_loader))
-    history = fit(net, subset.train_loader, None, epochs=epochs, optimizer=optimizer, scheduler=schedule,
+    history = fit(net, subset.train_loader, None, epochs=epochs, optimizer=optimizer, scheduler="onecycle",
                   device=device, progress=False)
     test = evaluate(net, subset.test_loader, device=device)
     return net, {"model": kind, "per_class": per_class, "train_images": len(subset.train), "epochs": epochs,
@@ -395,11 +393,7 @@ record = save_results(
     RESULTS_PATH,
     lesson="06_vit",
     results={
-        "dataset": DATASET,
-        "dataset_note": bundle.note,
-        "device": str(device),
-        "smoke": SMOKE,
-        "seed": SEED,
+        **run_context(DATASET, bundle.note, device, SMOKE, SEED),
         "config": config.to_dict(),
         "steps": STEPS,
         "batch_size": BATCH_SIZE,

@@ -208,10 +208,8 @@ small = lambda images: F.interpolate(images, size=SCRATCH_RESOLUTION, mode="bili
 scratch_train = data.tensor_loader(small(train_images), train_targets, batch_size=32, shuffle=True, seed=SEED)
 scratch_val = data.tensor_loader(small(val_images), val_targets, batch_size=64)
 optimizer = torch.optim.AdamW(scratch.parameters(), lr=3e-3)
-schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, epochs=SCRATCH_EPOCHS,
-                                               steps_per_epoch=len(scratch_train))
 scratch_history = fit(scratch, scratch_train, scratch_val, epochs=SCRATCH_EPOCHS, optimizer=optimizer,
-                      scheduler=schedule, device=device, progress=False)
+                      scheduler="onecycle", device=device, progress=False)
 scratch_val_acc = scratch_history.last.val_acc
 scratch_seconds = scratch_history.total_seconds
 majority = max(val_targets.bincount().tolist()) / len(val_targets)

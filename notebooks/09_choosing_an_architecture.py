@@ -272,9 +272,7 @@ for name in SCRATCH:
     train_loader = data.tensor_loader(resized(train_images, size), train_targets, shuffle=True, seed=SEED)
     val_loader = data.tensor_loader(resized(val_images, size), val_targets, batch_size=64)
     optimizer = torch.optim.AdamW(model.parameters(), lr=SCRATCH_LR)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=SCRATCH_LR, epochs=SCRATCH_EPOCHS,
-                                                   steps_per_epoch=len(train_loader))
-    history = fit(model, train_loader, val_loader, epochs=SCRATCH_EPOCHS, optimizer=optimizer, scheduler=schedule,
+    history = fit(model, train_loader, val_loader, epochs=SCRATCH_EPOCHS, optimizer=optimizer, scheduler="onecycle",
                   device=device, progress=False)
     scratch_histories[name] = history
     add_row(f"{label}, from scratch", name, "trained from scratch", "trained here", model, size, history)

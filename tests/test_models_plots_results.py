@@ -1,4 +1,4 @@
-"""LeNet-5, the error-analysis metrics, the plots and the results file."""
+"""LeNet-5, the shared conv-norm-activation block and name lookups, the error-analysis metrics, the plots and the results file."""
 
 from __future__ import annotations
 
@@ -13,11 +13,27 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
+from tlcourse.core.lookup import UnknownNameError
 from tlcourse.course.results import load_results, save_results
 from tlcourse.measure import plots
 from tlcourse.measure.activations import capture_activations
 from tlcourse.measure.metrics import confusion_matrix, per_class_accuracy, worst_mistakes
-from tlcourse.models import LeNet5, lenet5
+from tlcourse.models import (
+    ConvBNAct,
+    ConvNormAct,
+    GoogLeNet,
+    LeNet5,
+    ResNet,
+    ResNetConfig,
+    ViTBaselineCNN,
+    efficientnet_lite,
+    lenet5,
+    resnet,
+    small_alexnet,
+    small_googlenet,
+    small_vgg,
+    vit,
+)
 from tlcourse.training import History
 
 
@@ -38,6 +54,42 @@ def test_lenet5_rejects_unknown_choices() -> None:
         lenet5("postmodern")
     with pytest.raises(ValueError, match="relu"):
         LeNet5(activation="gelu")  # type: ignore[arg-type]
+
+
+def test_every_cnn_is_built_from_the_one_conv_norm_act_block() -> None:
+    block = ConvNormAct(4, 8, 3)
+    assert list(dict(block.named_children())) == ["conv", "bn", "act"] and block.conv.bias is None
+    assert list(dict(ConvNormAct(4, 8, 3, stride=2, padding="same").named_children())) == ["pad", "conv", "bn", "act"]
+    linear = ConvNormAct(4, 8, 1, batch_norm=False, activation=None)
+    assert list(dict(linear.named_children())) == ["conv"] and linear.conv.bias is not None
+    mobile = ConvBNAct(4, 8, 3)
+    assert isinstance(mobile.act, torch.nn.ReLU6) and mobile.bn.eps == 1e-3 and mobile.bn.momentum == 0.01
+    for model in (small_alexnet(), small_vgg(), small_googlenet(), ViTBaselineCNN(), efficientnet_lite("lite0")):
+        assert any(isinstance(m, ConvNormAct) for m in model.modules()), type(model).__name__
+    with pytest.raises(UnknownNameError, match="same, symmetric"):
+        ConvNormAct(4, 8, 3, padding="valid")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("build", "valid", "hint"),
+    [
+        (lambda: lenet5("modren"), "classic, modern", "modern"),
+        (lambda: LeNet5(activation="gelu"), "tanh, relu, sigmoid", "relu"),  # type: ignore[arg-type]
+        (lambda: small_alexnet(activation="tahn"), "relu, tanh, sigmoid", "tanh"),  # type: ignore[arg-type]
+        (lambda: small_vgg("vgg12"), "vgg11, vgg13, vgg16, vgg19", None),
+        (lambda: GoogLeNet(stages=("3a", "9z")), "3a, 3b, 4a", None),
+        (lambda: resnet("resnet19"), "resnet18, resnet34, resnet50", None),
+        (lambda: ResNet(ResNetConfig("basic", (1,), (8,), stem="cifr")), "imagenet, cifar", "cifar"),  # type: ignore[arg-type]
+        (lambda: efficientnet_lite("lite9"), "lite0, lite1, lite2, lite3, lite4", None),
+        (lambda: vit("tiyn"), "tiny, vit_b_16", "tiny"),
+    ],
+)
+def test_unknown_names_list_the_valid_ones(build, valid: str, hint: str | None) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(UnknownNameError, match="Valid names") as caught:
+        build()
+    assert valid in str(caught.value) and isinstance(caught.value, ValueError) and isinstance(caught.value, KeyError)
+    if hint:
+        assert f"Did you mean {hint!r}?" in str(caught.value)
 
 
 def test_capture_activations_names_the_valid_layers() -> None:

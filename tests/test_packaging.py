@@ -95,3 +95,32 @@ def test_lesson_is_committed_clean_and_follows_the_contract(path: Path) -> None:
     assert re.search(r"^SMOKE\s*=\s*False", source, re.M)
     everything = "".join("".join(c["source"]) for c in code_cells)
     assert re.search(r"save_results\(\s*RESULTS_PATH", everything), f"{path.name}: never records its results"
+
+
+# The package's layers, lowest first: a module may import from its own layer and the layers before it.
+LAYERS = ("core", "data", "models", "training", "transfer", "measure", "grading", "course")
+
+
+def test_the_package_tree_shows_its_layers_and_each_imports_only_lower_ones() -> None:
+    package = REPO / "tlcourse"
+    folders = sorted(p.name for p in package.iterdir() if p.is_dir() and (p / "__init__.py").is_file())
+    assert folders == sorted(LAYERS)
+    assert sorted(p.name for p in package.glob("*.py")) == ["__init__.py"]  # every module sits in a layer
+    upward = []
+    for path in sorted(package.rglob("*.py")):
+        layer = path.relative_to(package).parts[0]
+        if layer == "__init__.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module] + ([f"tlcourse.{a.name}" for a in node.names] if node.module == "tlcourse" else [])
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            for name in names:
+                parts = name.split(".")
+                inside = parts[0] == "tlcourse" and len(parts) > 1 and parts[1] in LAYERS
+                if inside and LAYERS.index(parts[1]) > LAYERS.index(layer):
+                    upward.append(f"{path.relative_to(REPO)} imports {name}")
+    assert not upward, "a lower layer imports a higher one:\n" + "\n".join(upward)

@@ -12,7 +12,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from tlcourse.core.device import seed_everything
-from tlcourse.training import EpochRecord, EvalResult, History, evaluate, fit
+from tlcourse.core.lookup import UnknownNameError
+from tlcourse.training import EpochRecord, EvalResult, History, TrainStep, evaluate, fit, lr_range_test
 from tlcourse.training.callbacks import Callback, Checkpoint, EarlyStopping, TrainState
 
 
@@ -276,3 +277,66 @@ def test_bad_arguments(digits):
         fit(mlp(), train_dl, epochs=0)
     with pytest.raises(ValueError):
         fit(mlp(), DataLoader(TensorDataset(torch.zeros(0, 64), torch.zeros(0).long())), epochs=1, progress=False)
+
+
+def test_fit_builds_a_named_schedule_and_suggests_the_name_you_meant(digits):
+    def run(scheduler) -> History:
+        torch.manual_seed(0)
+        train, val = loaders(*digits)  # the same shuffle for both runs
+        model = mlp()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+        if scheduler == "by hand":
+            scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, epochs=3, steps_per_epoch=len(train))
+        return fit(model, train, val, epochs=3, optimizer=optimizer, scheduler=scheduler, progress=False)
+
+    named, by_hand = run("onecycle"), run("by hand")
+    train, _ = loaders(*digits)
+    lrs = named["lr"]
+    assert lrs[0] < 3e-3 and lrs[2] < lrs[1] and lrs[2] < 1e-5  # one cycle: up, then annealed to ~0
+    assert lrs == by_hand["lr"] and named["val_loss"] == by_hand["val_loss"]
+    assert named.last.val_acc > 0.7
+    with pytest.raises(UnknownNameError, match=r"Unknown scheduler 'onecylce'.*Did you mean 'onecycle'"):
+        fit(mlp(), train, epochs=1, scheduler="onecylce", progress=False)
+
+
+def test_train_step_is_the_step_a_student_would_write(digits):
+    x, y = digits[0].tensors[0][:32], digits[0].tensors[1][:32]
+    torch.manual_seed(0)
+    ours, theirs = mlp(), mlp()
+    theirs.load_state_dict(ours.state_dict())
+    step = TrainStep(ours, torch.optim.SGD(ours.parameters(), lr=0.1))
+    _, _, loss = step((x, y))
+    optimizer = torch.optim.SGD(theirs.parameters(), lr=0.1)
+    optimizer.zero_grad()
+    expected = nn.functional.cross_entropy(theirs(x), y)
+    expected.backward()
+    optimizer.step()
+    assert torch.allclose(loss, expected.detach())
+    assert all(torch.allclose(a, b) for a, b in zip(ours.parameters(), theirs.parameters()))
+
+
+def test_a_callback_sees_every_batch_loss_on_the_device_and_can_stop_mid_epoch(digits):
+    class StopAfter(Callback):
+        def __init__(self, n: int) -> None:
+            self.n, self.losses = n, []
+
+        def on_batch_end(self, state: TrainState, loss: torch.Tensor) -> None:
+            self.losses.append(loss)
+            state.stop = len(self.losses) >= self.n
+
+    train, _ = loaders(*digits, batch_size=32)
+    seen = StopAfter(5)
+    history = fit(mlp(), train, epochs=3, callbacks=seen, progress=False)
+    assert len(seen.losses) == 5 and all(isinstance(v, torch.Tensor) and v.dim() == 0 for v in seen.losses)
+    assert len(history) == 1 and history.stopped_early
+
+
+def test_lr_range_test_puts_back_every_layers_own_mode(digits):
+    train, _ = loaders(*digits)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 10))
+    model.train()
+    model[2].eval()  # a frozen batch norm kept on its statistics, the rest training
+    flags = [m.training for m in model.modules()]
+    result = lr_range_test(model, train, start_lr=1e-5, end_lr=1.0, steps=20, device="cpu")
+    assert len(result.lrs) >= 10
+    assert [m.training for m in model.modules()] == flags

@@ -156,3 +156,48 @@ def test_offline_torchvision_backbone_raises_a_clear_error(offline: None, monkey
     assert lite.feature_dim == 1280 and lite.model.classifier[1].out_features == 2
     with pytest.raises(KeyError):
         load_backbone("alexnet")
+
+
+def test_train_head_is_seeded_meets_min_steps_and_leaves_the_global_generator_alone() -> None:
+    g = torch.Generator().manual_seed(1)
+    y = torch.arange(40) % 2
+    x = torch.randn(40, 6, generator=g) + 2.0 * y[:, None]
+    train, val = transfer.Features(x[:24], y[:24]), transfer.Features(x[24:], y[24:])
+    torch.manual_seed(123)
+    expected_next = torch.rand(2)
+    torch.manual_seed(123)
+    head, history = transfer.train_head(train, val, 2, epochs=1, lr=0.05, min_steps=30, batch_size=8, seed=4,
+                                        device="cpu")  # fmt: skip
+    assert torch.equal(torch.rand(2), expected_next)  # the caller's random stream is untouched
+    assert isinstance(head, nn.Linear) and head.weight.shape == (2, 6)
+    assert len(history) == 10  # 3 steps an epoch: 30 steps need 10 epochs
+    assert history.last.val_acc >= 0.8
+    again, _ = transfer.train_head(train, val, 2, epochs=1, lr=0.05, min_steps=30, batch_size=8, seed=4, device="cpu")
+    assert torch.equal(again.weight, head.weight)
+
+
+def test_freeze_bn_stats_keeps_running_statistics_while_the_batch_norm_still_trains() -> None:
+    model = SmallNet()
+    bn = model.features[1]
+    mean, weight = bn.running_mean.clone(), bn.weight.detach().clone()
+    handles = transfer.freeze_bn_stats(model)
+    fit(model, DataLoader(_problem(), batch_size=16), epochs=1, lr=1e-2, device="cpu", progress=False)
+    assert torch.equal(bn.running_mean, mean)  # statistics kept ...
+    assert not torch.equal(bn.weight.detach(), weight)  # ... while the affine parameters trained
+    for handle in handles:
+        handle.remove()
+    fit(model, DataLoader(_problem(), batch_size=16), epochs=1, lr=1e-2, device="cpu", progress=False)
+    assert not torch.equal(bn.running_mean, mean)
+
+
+def test_extract_features_restores_each_layers_mode() -> None:
+    model = SmallNet().train()
+    model.features[1].eval()
+    flags = [m.training for m in model.modules()]
+    transfer.extract_features(model, DataLoader(_problem(8), batch_size=4), device="cpu")
+    assert [m.training for m in model.modules()] == flags
+
+
+def test_unknown_backbone_lists_the_valid_names_and_the_closest() -> None:
+    with pytest.raises(KeyError, match=r"Unknown backbone 'resnet19'.*resnet18.*Did you mean 'resnet18'"):
+        load_backbone("resnet19")

@@ -18,7 +18,7 @@ from tlcourse.data.fetch import (
     tree_digest,
     verify_hymenoptera,
 )
-from tlcourse.data.loaders import DataBundle, load, loader_kwargs
+from tlcourse.data.loaders import DataBundle, load, load_small_images, loader_kwargs
 from tlcourse.data.registry import DATASETS, IMAGENET_MEAN, IMAGENET_STD, DatasetInfo, get_info, list_datasets
 from tlcourse.data.splits import SPLIT_SEED, subset_per_class
 from tlcourse.data.tensors import dataset_tensors, tensor_loader
@@ -46,6 +46,7 @@ __all__ = [
     "get_info",
     "list_datasets",
     "load",
+    "load_small_images",
     "loader_kwargs",
     "subset_per_class",
     "tensor_loader",

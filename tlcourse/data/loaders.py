@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from tlcourse.core.config import data_root
 from tlcourse.data.datasets import SplitDataset
-from tlcourse.data.fetch import ensure_available
+from tlcourse.data.fetch import dataset_available, ensure_available
 from tlcourse.data.registry import DatasetInfo, get_info
 from tlcourse.data.sources import build_parts
 from tlcourse.data.splits import SPLIT_SEED, per_class_indices
@@ -28,16 +28,16 @@ def _platform() -> str:
     return sys.platform
 
 
-def loader_kwargs(device: str | torch.device | None = None, *, in_memory: bool = False) -> dict[str, Any]:
+def loader_kwargs(device: str | torch.device = "auto", *, in_memory: bool = False) -> dict[str, Any]:
     """``DataLoader`` keyword defaults that work on Linux, macOS and Windows.
 
     Worker processes only on Linux, only for datasets read from disk (``spawn`` on
     Windows/macOS breaks classes defined in notebooks) and only where cores are to spare:
     none on 2 cores or fewer, else half the cores (at most 4), so that decoding images never
     competes with torch's own threads for a core (that makes both 3-60x slower).
-    ``pin_memory`` only for CUDA. ``device=None`` (or ``"auto"``) means CUDA when it is available.
+    ``pin_memory`` only for CUDA. ``device="auto"`` means CUDA when it is available.
     """
-    if device is None or device == "auto":
+    if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     platform = _platform()
     cores = os.cpu_count() or 1
@@ -129,7 +129,7 @@ def load(
     seed: int = 0,
     download: bool | None = None,
     num_workers: int | None = None,
-    device: str | torch.device | None = None,
+    device: str | torch.device = "auto",
 ) -> DataBundle:
     """Load a dataset by name with its fixed train/val/test split and ready DataLoaders.
 
@@ -203,3 +203,20 @@ def load(
         train_transform_name=train_tf_name,
         seed=seed,
     )
+
+
+def load_small_images(
+    name: str = "auto", *, smoke: bool = False, seed: int = 0, per_class: int | None = None, batch_size: int = 32
+) -> DataBundle:
+    """The 32x32 images lessons 02 and 03 train on, with augmentation for training.
+
+    ``name="auto"``: Fashion-MNIST when it is on this machine (or can be downloaded), else the bundled
+    mnist5k digits. Grey images get the ``lenet`` presets, colour ones (``"cifar10"``) ``normalize``.
+    ``smoke=True`` takes 40 training and 20 evaluation images per class; else ``per_class`` (None: all).
+    """
+    if name == "auto":
+        name = "fashion_mnist" if dataset_available("fashion_mnist") else "mnist5k"
+    grey = get_info(name).channels == 1
+    eval_tf, train_tf = ("lenet", "lenet_augment") if grey else ("normalize", "augment")
+    subset = {"per_class": 40, "eval_per_class": 20} if smoke else {"per_class": per_class}
+    return load(name, transform=eval_tf, train_transform=train_tf, batch_size=batch_size, seed=seed, **subset)

@@ -128,10 +128,10 @@ def train_head(
     with a handful of images an epoch is one or two steps, too few for the head to converge.
     Returns the head (on ``device``) and the history.
     """
-    with seeded(seed):
-        head = nn.Linear(train.dim, num_classes)
     loader = train.loader(batch_size=batch_size, shuffle=True, seed=seed)
     epochs = max(epochs, math.ceil(min_steps / len(loader)))
     val_loader = val.loader(batch_size=256) if val is not None else None
-    history = fit(head, loader, val_loader, epochs=epochs, lr=lr, device=device, progress=progress)
+    with seeded(seed):
+        head = nn.Linear(train.dim, num_classes)
+        history = fit(head, loader, val_loader, epochs=epochs, lr=lr, device=device, progress=progress)
     return head, history

@@ -72,24 +72,16 @@ def fine_tune(
     head_history = history = None
     head_lrs: list[float] = []
     lrs: list[float] = []
+    fit_kwargs = {"scheduler": scheduler, "callbacks": callbacks, "device": device, "progress": progress, **fit_kwargs}
     if head_epochs > 0:
         freeze_to(model, freeze_until, freeze_bn_stats=freeze_bn_stats)
         groups = param_groups(model, head_lr if head_lr is not None else 2 * lr, weight_decay=weight_decay)
-        optimizer = torch.optim.AdamW(groups)
-        head_lrs = [g["lr"] for g in groups]
-        head_history = fit(
-            model, train_loader, val_loader, epochs=head_epochs, optimizer=optimizer,
-            scheduler=scheduler,
-            callbacks=callbacks, device=device, progress=progress, **fit_kwargs,
-        )  # fmt: skip
+        head_lrs = [g["lr"] for g in groups]  # read before the schedule moves them
+        head_history = fit(model, train_loader, val_loader, epochs=head_epochs, optimizer=torch.optim.AdamW(groups),
+                           **fit_kwargs)  # fmt: skip
     if epochs > 0:
         freeze_to(model, unfreeze_to, freeze_bn_stats=freeze_bn_stats)
         groups = param_groups(model, lr, decay=lr_decay, spread=lr_spread, weight_decay=weight_decay)
-        optimizer = torch.optim.AdamW(groups)
         lrs = [g["lr"] for g in groups]
-        history = fit(
-            model, train_loader, val_loader, epochs=epochs, optimizer=optimizer,
-            scheduler=scheduler,
-            callbacks=callbacks, device=device, progress=progress, **fit_kwargs,
-        )  # fmt: skip
+        history = fit(model, train_loader, val_loader, epochs=epochs, optimizer=torch.optim.AdamW(groups), **fit_kwargs)
     return FineTuneResult(head_history, history, head_lrs, lrs)
