@@ -102,7 +102,7 @@ def main() -> None:
         fitted.append(fit_rate(lenet5(), loader, args.epochs, device, not args.no_progress))
     best_min, best_fit = max(minimal), max(fitted)
     print(f"minimal loop : {best_min:10,.0f} images/s   (runs: {', '.join(f'{r:,.0f}' for r in minimal)})")
-    print(f"tlcourse.fit : {best_fit:10,.0f} images/s   (runs: {', '.join(f'{r:,.0f}' for r in fitted)})")
+    print(f"tlcourse.training.fit : {best_fit:10,.0f} images/s   (runs: {', '.join(f'{r:,.0f}' for r in fitted)})")
     paired = sorted(f / m for f, m in zip(fitted, minimal))
     print(f"ratio fit/minimal: {best_fit / best_min:.3f}  (target >= 0.9; "
           f"median of paired runs {paired[len(paired) // 2]:.3f})")  # fmt: skip

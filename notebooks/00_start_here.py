@@ -19,7 +19,7 @@
 # 2. check your installation: versions, device, data and pretrained weights;
 # 3. learn where the course keeps data and weights, and how to work offline;
 # 4. put tensors on your device and measure its speed;
-# 5. train a first tiny network with `tlcourse.fit` and read the `History` it returns.
+# 5. train a first tiny network with `tlcourse.training.fit` and read the `History` it returns.
 
 # %% [markdown]
 # ## Parameters
@@ -130,7 +130,7 @@ except data.UnknownDatasetError as error:
 #
 # A GPU also runs *asynchronously*: Python queues work and goes on. Anything that reads a value back
 # into Python (`loss.item()`, `float(loss)`, `print(loss)`) makes Python wait for the GPU to finish. Doing
-# that for every batch is the most common reason a home-made training loop is slow; `tlcourse.fit`
+# that for every batch is the most common reason a home-made training loop is slow; `tlcourse.training.fit`
 # adds up its metrics on the device and reads them once per epoch.
 #
 # Let us measure how fast this device multiplies matrices.

@@ -289,7 +289,7 @@ full = {r["name"]: r for r in full_size}
 #
 # Every architecture in this course, measured the same way by `tlcourse.measure.timeline` from torchvision's
 # definitions (LeNet-5 is ours, at its 32x32 grey input). *Depth* counts the weight layers on the
-# longest path from input to output (the rule is documented in `tlcourse/timeline.py`); *top-1* is the
+# longest path from input to output (the rule is documented in `tlcourse/measure/timeline.py`); *top-1* is the
 # ImageNet accuracy torchvision reports for its first published weights.
 
 # %%

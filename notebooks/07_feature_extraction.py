@@ -49,7 +49,6 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
-from torch.nn import functional as F
 
 from tlcourse import data
 from tlcourse.core.device import describe_device, get_device, seed_everything
@@ -204,7 +203,7 @@ print(f"Lite0 + trained head, from pixels vs from cached features ({len(logits_f
 # %%
 seed_everything(SEED)
 scratch = replace_head(efficientnet_lite0(pretrained=False), len(bundle.classes))
-small = lambda images: F.interpolate(images, size=SCRATCH_RESOLUTION, mode="bilinear", antialias=True)
+small = lambda images: data.resize_images(images, SCRATCH_RESOLUTION)
 scratch_train = data.tensor_loader(small(train_images), train_targets, batch_size=32, shuffle=True, seed=SEED)
 scratch_val = data.tensor_loader(small(val_images), val_targets, batch_size=64)
 optimizer = torch.optim.AdamW(scratch.parameters(), lr=3e-3)

@@ -142,10 +142,6 @@ majority = max(val_targets.bincount().tolist()) / len(val_targets)
 print(f"{len(train_images)} train / {len(val_images)} val images; majority-class accuracy {majority:.3f}")
 
 
-def resized(images, size):
-    return images if images.shape[-1] == size else F.interpolate(images, size=size, mode="bilinear", antialias=True)
-
-
 def normalised(train: Features, val: Features):
     # centre on the training mean, scale every vector to length 1: the features' units no longer matter
     mean = train.features.mean(0)
@@ -182,8 +178,8 @@ def add_row(label, arch, protocol, weights, model, size, history, feature_dim=No
 
 
 def feature_row(label, arch, weights, model, images_train, images_val, size):
-    train = extract_features(model, data.tensor_loader(resized(images_train, size), train_targets), device=device)
-    val = extract_features(model, data.tensor_loader(resized(images_val, size), val_targets), device=device)
+    train = extract_features(model, data.tensor_loader(data.resize_images(images_train, size), train_targets), device=device)
+    val = extract_features(model, data.tensor_loader(data.resize_images(images_val, size), val_targets), device=device)
     protocol = "pretrained features" if weights != "random" else "random features"
     _, history = train_head(*normalised(train, val), num_classes, epochs=HEAD_EPOCHS, lr=HEAD_LR,
                             min_steps=HEAD_MIN_STEPS, seed=SEED, device=device)
@@ -269,8 +265,8 @@ for name in SCRATCH:
     label, build, size = SMALL[name]
     seed_everything(SEED)
     model = build()
-    train_loader = data.tensor_loader(resized(train_images, size), train_targets, shuffle=True, seed=SEED)
-    val_loader = data.tensor_loader(resized(val_images, size), val_targets, batch_size=64)
+    train_loader = data.tensor_loader(data.resize_images(train_images, size), train_targets, shuffle=True, seed=SEED)
+    val_loader = data.tensor_loader(data.resize_images(val_images, size), val_targets, batch_size=64)
     optimizer = torch.optim.AdamW(model.parameters(), lr=SCRATCH_LR)
     history = fit(model, train_loader, val_loader, epochs=SCRATCH_EPOCHS, optimizer=optimizer, scheduler="onecycle",
                   device=device, progress=False)

@@ -184,10 +184,22 @@ CHEATS: dict[str, dict[str, tuple[set[str], dict[str, str], set[str]]]] = {
         )}, {"a04_t3_tests"}),
     },
     "a05_transfer": {  # every one runs the whole notebook: keep them few
-        "fits_val_and_reference_groups": ({"t1", "t2", "t3", "t4"}, {
+        "reference_code_for_every_task": ({"t1", "t2", "t3", "t4"}, {
+            "a05_t1_freeze": (
+                "from tlcourse.transfer import freeze_to, trainable_report\n\n\n"
+                "def freeze_backbone(model, head='classifier'):\n    return freeze_to(model, -1)\n\n\n"
+                "def count_trainable(model):\n    return trainable_report(model).trainable\n"
+            ),
+            "a05_t2_head": "from tlcourse.transfer import replace_head\n\n\n"
+                           "def new_head(model, num_classes):\n    return replace_head(model, num_classes)\n",
             "a05_t3_groups": "def layerwise_param_groups(model, lr, decay):\n    return reference_param_groups(model, lr, decay=decay)\n",
-            "a05_t4_train_head": _TRAIN_HEAD.format(fitted_on="val"),
-        }, {"a05_t3_tests_visible", "a05_t3_tests_frozen", "a05_t4_tests_accuracy"}),
+            "a05_t4_train_head": (
+                "from tlcourse import transfer\n\n\n"
+                "def train_head(train, val, *, epochs=30, lr=1e-3, seed=0):\n"
+                "    head, history = transfer.train_head(train, val, 2, epochs=epochs, lr=lr, seed=seed, device='cpu')\n"
+                "    return head, float(history.last.val_acc)\n"
+            ),
+        }, {"a05_t1_tests", "a05_t2_tests", "a05_t3_tests_visible", "a05_t3_tests_frozen", "a05_t4_tests_accuracy"}),
         "fits_train_and_val_and_imported_groups": ({"t1", "t2", "t3", "t4"}, {
             "a05_t3_groups": "from tlcourse.transfer import param_groups\n\n\ndef layerwise_param_groups(model, lr, decay):\n"
                              "    return param_groups(model, lr, decay=decay)\n",

@@ -71,6 +71,12 @@ def test_a_notebook_with_outputs_is_reported(tmp_path: Path) -> None:
     assert any("keeps outputs" in p for p in pair_problems(tmp_path / "01_lenet.py"))
 
 
+def test_a_notebook_without_a_source_is_reported(tmp_path: Path) -> None:
+    shutil.copy(NOTEBOOKS / "01_lenet.ipynb", tmp_path)
+    done = subprocess.run([BIN / "tlcourse", "lessons", "check", "--notebooks", str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode == 1 and "01_lenet.ipynb has no source 01_lenet.py" in done.stdout, done.stdout + done.stderr
+
+
 def test_lesson_sources_read_back_as_the_same_cells() -> None:
     for source in lesson_sources(NOTEBOOKS):
         cells = jupytext.read(source).cells

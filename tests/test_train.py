@@ -329,6 +329,15 @@ def test_a_callback_sees_every_batch_loss_on_the_device_and_can_stop_mid_epoch(d
     history = fit(mlp(), train, epochs=3, callbacks=seen, progress=False)
     assert len(seen.losses) == 5 and all(isinstance(v, torch.Tensor) and v.dim() == 0 for v in seen.losses)
     assert len(history) == 1 and history.stopped_early
+    last_epoch = fit(mlp(), train, epochs=1, callbacks=StopAfter(3), progress=False)
+    assert last_epoch.stopped_early  # cut short inside its only epoch
+
+
+def test_a_misspelt_metric_is_refused_with_a_suggestion():
+    with pytest.raises(UnknownNameError, match=r"'val_accuracy'.*Did you mean 'val_acc'"):
+        EarlyStopping(monitor="val_accuracy")
+    with pytest.raises(KeyError, match="Did you mean 'val_loss'"):
+        History()["val_los"]
 
 
 def test_lr_range_test_puts_back_every_layers_own_mode(digits):

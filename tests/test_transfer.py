@@ -188,6 +188,20 @@ def test_freeze_bn_stats_keeps_running_statistics_while_the_batch_norm_still_tra
         handle.remove()
     fit(model, DataLoader(_problem(), batch_size=16), epochs=1, lr=1e-2, device="cpu", progress=False)
     assert not torch.equal(bn.running_mean, mean)
+    transfer.freeze_bn_stats(model)  # pinned again after the hooks were removed
+    mean = bn.running_mean.clone()
+    fit(model, DataLoader(_problem(), batch_size=16), epochs=1, lr=1e-2, device="cpu", progress=False)
+    assert torch.equal(bn.running_mean, mean)
+
+
+def test_fine_tune_takes_a_schedule_name_and_refuses_a_scheduler_object() -> None:
+    model = SmallNet()
+    optimizer = torch.optim.AdamW(model.parameters())
+    with pytest.raises(TypeError, match="schedule's name"):
+        transfer.fine_tune(model, DataLoader(_problem(), batch_size=16), epochs=1,
+                           scheduler=torch.optim.lr_scheduler.StepLR(optimizer, 1))  # fmt: skip
+    with pytest.raises(KeyError, match="Did you mean 'cosine'"):
+        transfer.fine_tune(model, DataLoader(_problem(), batch_size=16), epochs=1, head_epochs=0, scheduler="cosin")
 
 
 def test_extract_features_restores_each_layers_mode() -> None:

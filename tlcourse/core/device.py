@@ -89,9 +89,14 @@ def seeded(seed: int) -> Iterator[None]:
     global generators behind the caller's back.
     """
     devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
+    mps_state = torch.mps.get_rng_state() if _mps_available() else None
+    try:
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)  # also seeds the MPS generator, which fork_rng does not save
+            yield
+    finally:
+        if mps_state is not None:
+            torch.mps.set_rng_state(mps_state)
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:

@@ -150,15 +150,19 @@ def _instructor(args: argparse.Namespace) -> int:
 
 
 def _lessons(args: argparse.Namespace) -> int:
-    from tlcourse.course.pairing import lesson_sources, pair_problems, sync_lessons
+    from tlcourse.course.pairing import lesson_sources, pair_problems, sync_lessons, unpaired_notebooks
 
     if args.action == "sync":
         written = sync_lessons(args.notebooks)
         for path in written:
             print(f"wrote {path}")
-        print(f"{len(written)} notebook(s) regenerated; every lesson notebook matches its source.")
-        return 0
+        unpaired = unpaired_notebooks(args.notebooks)
+        for problem in unpaired:
+            print(problem)
+        print(f"{len(written)} notebook(s) regenerated from their sources.")
+        return 1 if unpaired else 0
     problems = [p for source in lesson_sources(args.notebooks) for p in pair_problems(source)]
+    problems += unpaired_notebooks(args.notebooks)
     for problem in problems:
         print(problem)
     if problems:

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tlcourse.core.lookup import UnknownNameError, unknown_name_message
 from tlcourse.course.results import to_jsonable
 
 _LESSON_FILE = re.compile(r"^(\d\d)_(.+)\.ipynb$")
@@ -46,7 +47,7 @@ class LessonRun:
 
 def notebooks_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     """The lessons folder: ``explicit``, else ``./notebooks``, else the one beside the package."""
-    candidates = [Path(explicit)] if explicit else [Path.cwd() / "notebooks", Path(__file__).resolve().parents[1] / "notebooks"]
+    candidates = [Path(explicit)] if explicit else [Path.cwd() / "notebooks", Path(__file__).resolve().parents[2] / "notebooks"]
     for candidate in candidates:
         if candidate.is_dir() and any(candidate.glob("[0-9][0-9]_*.ipynb")):
             return candidate
@@ -81,8 +82,7 @@ def select_lessons(lessons: Sequence[Lesson], wanted: Iterable[str]) -> list[Les
             if key in (lesson.id, lesson.name) or (key.isdigit() and int(key) == int(lesson.number))
         ]
         if not matches:
-            valid = ", ".join(lesson.id for lesson in lessons)
-            raise ValueError(f"Unknown lesson {key!r}. Lessons: {valid}.")
+            raise UnknownNameError(unknown_name_message("lesson", key, [lesson.id for lesson in lessons]))
         chosen.extend(m for m in matches if m not in chosen)
     return chosen
 

@@ -16,7 +16,7 @@ import nbformat
 
 from tlcourse.course.lessons import notebooks_dir
 
-__all__ = ["lesson_sources", "pair_problems", "sync_lessons"]
+__all__ = ["lesson_sources", "pair_problems", "sync_lessons", "unpaired_notebooks"]
 
 
 def lesson_sources(folder: str | os.PathLike[str] | None = None) -> list[Path]:
@@ -31,6 +31,12 @@ def _cells(notebook: nbformat.NotebookNode) -> list[tuple[str, str, list[str]]]:
 def _first_line(text: str) -> str:
     line = text.strip().splitlines()[0] if text.strip() else "(empty)"
     return line if len(line) <= 60 else line[:57] + "..."
+
+
+def unpaired_notebooks(folder: str | os.PathLike[str] | None = None) -> list[str]:
+    """Lesson notebooks that have no ``.py`` source (each one a problem to report)."""
+    return [f"{p.name} has no source {p.with_suffix('.py').name}: write it (e.g. `jupytext --to py:percent {p.name}`)"
+            for p in sorted(notebooks_dir(folder).glob("[0-9][0-9]_*.ipynb")) if not p.with_suffix(".py").is_file()]
 
 
 def pair_problems(source: Path) -> list[str]:
@@ -62,19 +68,20 @@ def sync_lessons(folder: str | os.PathLike[str] | None = None) -> list[Path]:
             continue
         notebook = jupytext.read(source)
         target = source.with_suffix(".ipynb")
-        if target.is_file():  # keep the ids of unchanged cells and the notebook's own metadata
+        if target.is_file():  # keep the ids of unchanged cells (each id once) and the notebook's own metadata
             old = nbformat.read(target, as_version=4)
-            old_ids = {(c.cell_type, c.source): c.get("id") for c in old.cells}
+            old_ids: dict[tuple[str, str], list[str]] = {}
+            for c in old.cells:
+                old_ids.setdefault((c.cell_type, c.source), []).append(c.get("id"))
             for cell in notebook.cells:
-                cell_id = old_ids.get((cell.cell_type, cell.source))
-                if cell_id:
-                    cell["id"] = cell_id
+                ids = old_ids.get((cell.cell_type, cell.source))
+                if ids and ids[0]:
+                    cell["id"] = ids.pop(0)
             notebook.metadata = {**old.metadata, **{k: v for k, v in notebook.metadata.items() if k != "jupytext"}}
         notebook.metadata.pop("jupytext", None)
         for cell in notebook.cells:
             if cell.cell_type == "code":
                 cell.outputs, cell.execution_count = [], None
-        nbformat.validator.normalize(notebook)
         jupytext.write(notebook, target, fmt="ipynb")
         written.append(target)
     return written

@@ -21,7 +21,7 @@ from tlcourse.data.fetch import (
 from tlcourse.data.loaders import DataBundle, load, load_small_images, loader_kwargs
 from tlcourse.data.registry import DATASETS, IMAGENET_MEAN, IMAGENET_STD, DatasetInfo, get_info, list_datasets
 from tlcourse.data.splits import SPLIT_SEED, subset_per_class
-from tlcourse.data.tensors import dataset_tensors, tensor_loader
+from tlcourse.data.tensors import dataset_tensors, resize_images, tensor_loader
 from tlcourse.data.transforms import PRESETS, transform_preset
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "list_datasets",
     "load",
     "load_small_images",
+    "resize_images",
     "loader_kwargs",
     "subset_per_class",
     "tensor_loader",

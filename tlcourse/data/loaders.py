@@ -210,8 +210,8 @@ def load_small_images(
 ) -> DataBundle:
     """The 32x32 images lessons 02 and 03 train on, with augmentation for training.
 
-    ``name="auto"``: Fashion-MNIST when it is on this machine (or can be downloaded), else the bundled
-    mnist5k digits. Grey images get the ``lenet`` presets, colour ones (``"cifar10"``) ``normalize``.
+    ``name="auto"``: Fashion-MNIST when it is already on this machine (``tlcourse download
+    fashion_mnist``), else the bundled mnist5k digits. Grey images get the ``lenet`` presets, colour ones (``"cifar10"``) ``normalize``.
     ``smoke=True`` takes 40 training and 20 evaluation images per class; else ``per_class`` (None: all).
     """
     if name == "auto":

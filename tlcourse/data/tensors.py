@@ -8,9 +8,10 @@ tensors afterwards (:func:`tensor_loader`), in the same order every time for the
 from __future__ import annotations
 
 import torch
+from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-__all__ = ["dataset_tensors", "tensor_loader"]
+__all__ = ["dataset_tensors", "resize_images", "tensor_loader"]
 
 
 def dataset_tensors(dataset: Dataset, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
@@ -25,3 +26,10 @@ def tensor_loader(
     """Batches of in-memory tensors (no workers: nothing to decode); shuffled with ``seed`` when asked."""
     generator = torch.Generator().manual_seed(seed) if shuffle else None
     return DataLoader(TensorDataset(*tensors), batch_size=batch_size, shuffle=shuffle, generator=generator)
+
+
+def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
+    """A batch ``(N, C, H, W)`` resized to ``size`` x ``size`` (bilinear, antialiased); unchanged when already that size."""
+    if images.shape[-2:] == (size, size):
+        return images
+    return F.interpolate(images, size=size, mode="bilinear", antialias=True)

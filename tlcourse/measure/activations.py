@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from tlcourse.core.lookup import lookup
 from tlcourse.core.modes import inference_mode
 
 
@@ -14,10 +15,8 @@ def capture_activations(model: nn.Module, inputs: torch.Tensor, layers: list[str
     ``layers`` are names from ``model.named_modules()``, e.g. ``["c1", "c3"]`` for LeNet-5.
     """
     modules = dict(model.named_modules())
-    missing = [name for name in layers if name not in modules]
-    if missing:
-        valid = ", ".join(name for name in modules if name)
-        raise KeyError(f"No layer named {', '.join(missing)} in {type(model).__name__}; layers: {valid}")
+    for name in layers:
+        lookup({n: m for n, m in modules.items() if n}, name, f"layer of {type(model).__name__}")
     captured: dict[str, torch.Tensor] = {}
     handles = [
         modules[name].register_forward_hook(

@@ -85,7 +85,7 @@ def _state_bytes(model: nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
 
 
-def peak_memory(model: nn.Module, input_shape: Sequence[int], *, device: str | torch.device = "cpu") -> MemoryResult:
+def peak_memory(model: nn.Module, input_shape: Sequence[int], *, device: str | torch.device = "auto") -> MemoryResult:
     """Peak memory of one forward pass (eval mode, no gradients) on random data of ``input_shape`` (batch first).
 
     On CUDA: ``torch.cuda.max_memory_allocated`` over the pass (weights on the device included). On the
@@ -135,7 +135,7 @@ def measure_backbone(
     *,
     name: str = "",
     batch_size: int = 8,
-    device: str | torch.device = "cpu",
+    device: str | torch.device = "auto",
     threads: int | None = None,
     warmup: int = 2,
     repeats: int = 5,

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import nn
 
+from tlcourse.core.modes import preserved_modes
+
 __all__ = ["conv_layers", "empirical_receptive_field", "receptive_field"]
 
 Layer = int | tuple[int, int]
@@ -64,12 +66,9 @@ def empirical_receptive_field(module: nn.Module, input_shape: Sequence[int], see
     """
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn((trials, *input_shape), generator=generator, requires_grad=True)
-    training = module.training
-    module.eval()
-    try:
+    with preserved_modes(module):
+        module.eval()
         out = module(x)
-    finally:
-        module.train(training)
     h, w = out.shape[-2] // 2, out.shape[-1] // 2
     out[:, :, h, w].sum().backward()
     assert x.grad is not None

@@ -32,6 +32,7 @@ import torch.fx
 import torchvision
 from torch import nn
 
+from tlcourse.core.lookup import lookup
 from tlcourse.measure.profile import count_flops, count_parameters
 
 __all__ = ["ARCHITECTURES", "Architecture", "TimelineRow", "architecture_timeline", "format_timeline", "weight_layer_depth"]
@@ -131,9 +132,9 @@ def architecture_timeline(
 ) -> list[TimelineRow]:
     """Measure the architectures (all, or those in ``names``) and return one row each, in course order."""
     chosen = [a for a in architectures if names is None or a.name in names or a.builder in names]
-    if names is not None and len(chosen) < len(set(names)):
-        known = ", ".join(a.name for a in architectures)
-        raise ValueError(f"unknown architecture in {list(names)}; choose from {known}")
+    known = {a.name: a for a in architectures} | {a.builder: a for a in architectures}
+    for name in names or ():
+        lookup(known, name, "architecture")
     rows = []
     for arch in chosen:
         with torch.device("meta"):  # no memory, no arithmetic: shapes and counts only

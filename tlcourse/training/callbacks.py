@@ -13,13 +13,13 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 
-if TYPE_CHECKING:
-    from tlcourse.training.history import EpochRecord, History
+from tlcourse.core.lookup import lookup
+from tlcourse.training.history import COLUMNS, EpochRecord, History, resolve_mode
 
 __all__ = [
     "Callback",
@@ -31,19 +31,6 @@ __all__ = [
 ]
 
 
-def resolve_mode(monitor: str, mode: str = "auto") -> str:
-    """Return ``"min"`` or ``"max"``; ``"auto"`` means min for a *loss*, max for an *acc*."""
-    if mode in ("min", "max"):
-        return mode
-    if mode != "auto":
-        raise ValueError(f"mode must be 'auto', 'min' or 'max', not {mode!r}")
-    if "loss" in monitor:
-        return "min"
-    if "acc" in monitor:
-        return "max"
-    raise ValueError(f"cannot guess whether {monitor!r} should go up or down; pass mode='min' or 'max'")
-
-
 def is_improvement(value: float, best: float | None, mode: str, min_delta: float = 0.0) -> bool:
     """True when ``value`` beats ``best`` by more than ``min_delta`` (``best=None`` always loses)."""
     if value is None or math.isnan(value):
@@ -51,6 +38,12 @@ def is_improvement(value: float, best: float | None, mode: str, min_delta: float
     if best is None:
         return True
     return value < best - min_delta if mode == "min" else value > best + min_delta
+
+
+def _check_monitor(monitor: str, mode: str) -> str:
+    """The monitor's mode ("min"/"max") after checking it names a column of :class:`EpochRecord`."""
+    lookup({c: c for c in COLUMNS if c != "epoch"}, monitor, "metric to monitor")
+    return resolve_mode(monitor, mode)
 
 
 def _monitored(record: EpochRecord, monitor: str) -> float:
@@ -113,7 +106,7 @@ class EarlyStopping(Callback):
     _best_state: dict[str, torch.Tensor] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.mode = resolve_mode(self.monitor, self.mode)
+        self.mode = _check_monitor(self.monitor, self.mode)
         if self.patience < 0 or self.min_delta < 0:
             raise ValueError("patience and min_delta must be >= 0")
 
@@ -160,7 +153,7 @@ class Checkpoint(Callback):
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
-        self.mode = resolve_mode(self.monitor, self.mode)
+        self.mode = _check_monitor(self.monitor, self.mode)
 
     def on_train_begin(self, state: TrainState) -> None:
         """Forget anything from an earlier run."""

@@ -9,9 +9,9 @@ from typing import Any
 
 import torch
 
-from tlcourse.training.callbacks import resolve_mode
+from tlcourse.core.lookup import lookup
 
-__all__ = ["EpochRecord", "EvalResult", "History"]
+__all__ = ["COLUMNS", "EpochRecord", "EvalResult", "History", "resolve_mode"]
 
 
 @dataclass
@@ -34,7 +34,21 @@ class EpochRecord:
     peak_gpu_mem_mb: float | None = None
 
 
-_COLUMNS = [f.name for f in fields(EpochRecord)]
+COLUMNS = [f.name for f in fields(EpochRecord)]
+
+
+def resolve_mode(monitor: str, mode: str = "auto") -> str:
+    """Return ``"min"`` or ``"max"``; ``"auto"`` means min for a *loss*, max for an *acc*."""
+    if mode in ("min", "max"):
+        return mode
+    if mode != "auto":
+        raise ValueError(f"mode must be 'auto', 'min' or 'max', not {mode!r}")
+    if "loss" in monitor:
+        return "min"
+    if "acc" in monitor:
+        return "max"
+    raise ValueError(f"cannot guess whether {monitor!r} should go up or down; pass mode='min' or 'max'")
+
 
 
 def _fmt(value: Any, name: str) -> str:
@@ -71,8 +85,7 @@ class History:
 
     def __getitem__(self, key: str | int) -> Any:
         if isinstance(key, str):
-            if key not in _COLUMNS:
-                raise KeyError(f"{key!r}; columns are {', '.join(_COLUMNS)}")
+            lookup({c: c for c in COLUMNS}, key, "history column")
             return [getattr(r, key) for r in self.records]
         return self.records[key]
 
@@ -118,7 +131,7 @@ class History:
 
     def to_markdown(self) -> str:
         """The records as a Markdown table (columns with no values left out)."""
-        cols = [c for c in _COLUMNS if any(getattr(r, c) is not None for r in self.records)] or _COLUMNS
+        cols = [c for c in COLUMNS if any(getattr(r, c) is not None for r in self.records)] or COLUMNS
         rows = [[_fmt(getattr(r, c), c) for c in cols] for r in self.records]
         widths = [max([len(c)] + [len(row[i]) for row in rows]) for i, c in enumerate(cols)]
         line = lambda cells: "| " + " | ".join(s.rjust(w) for s, w in zip(cells, widths)) + " |"

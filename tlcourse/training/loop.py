@@ -237,6 +237,7 @@ def fit(
             train_loss, train_acc, n_seen, train_seconds, lr_used = _train_epoch(
                 step, train_loader, state, callbacks, scheduler, interval, bar
             )
+            cut_short = state.stop  # a callback stopped in the middle of the epoch
             val_loss = val_acc = None
             if val_loader is not None:
                 val_loss, val_acc = _validate(model, val_loader, loss_fn, precision)
@@ -262,7 +263,7 @@ def fit(
         for cb in callbacks:
             cb.on_epoch_end(state, record)
         if state.stop:
-            history.stopped_early = history.stopped_early or epoch < epochs
+            history.stopped_early = history.stopped_early or epoch < epochs or cut_short
             break
 
     for cb in callbacks:

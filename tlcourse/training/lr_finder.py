@@ -196,7 +196,8 @@ def lr_range_test(
     largest group's rate follows the sweep and the others keep their ratio to it. The loader is
     restarted when it runs out. The loss is smoothed with an exponential moving average (``beta``);
     the test stops when the smoothed loss exceeds ``diverge`` times its minimum (or is not finite),
-    checked every ``check_every`` steps (see :class:`LRFinder`). Afterwards the model's state dict and
+    checked every ``check_every`` steps (see :class:`LRFinder`). Batches follow ``fit``'s convention
+    (``(inputs, targets, ...)``, outputs ``(N, classes)``). Afterwards the model's state dict and
     every layer's train/eval mode, and the optimizer's state dict, are as they were before.
     """
     if not 0 < start_lr < end_lr:

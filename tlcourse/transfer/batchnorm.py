@@ -36,9 +36,11 @@ def freeze_bn_stats(model: nn.Module) -> list[RemovableHandle]:
     """
     handles = []
     for module in batch_norms(model):
-        if getattr(module, _PINNED_HOOK, None) is None:
-            setattr(module, _PINNED_HOOK, module.register_forward_pre_hook(_eval_pre_hook))
-        handles.append(getattr(module, _PINNED_HOOK))
+        handle = getattr(module, _PINNED_HOOK, None)
+        if handle is None or handle.id not in module._forward_pre_hooks:  # none yet, or removed since
+            handle = module.register_forward_pre_hook(_eval_pre_hook)
+            setattr(module, _PINNED_HOOK, handle)
+        handles.append(handle)
     return handles
 
 

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from tlcourse.core.config import cache_dir
 from tlcourse.core.device import get_device, seeded
+from tlcourse.core.lookup import lookup
 from tlcourse.core.modes import inference_mode
 from tlcourse.data.tensors import tensor_loader
 from tlcourse.training import History, fit
@@ -88,7 +89,7 @@ def extract_features(
         return Features(saved["features"], saved["targets"], 0.0, from_disk=True)
 
     dev = get_device(device)
-    target = model.get_submodule(layer or head_name(model))
+    target = lookup(dict(model.named_modules()), layer or head_name(model), f"layer of {type(model).__name__}")
     captured: list[torch.Tensor] = []
     handle = target.register_forward_pre_hook(lambda m, args: captured.append(torch.flatten(args[0], 1).float().cpu()))
     model.to(dev)
@@ -96,9 +97,9 @@ def extract_features(
     start = time.perf_counter()
     try:
         with inference_mode(model):
-            for inputs, labels in loader:
-                model(inputs.to(dev))
-                targets.append(torch.as_tensor(labels).cpu())
+            for batch in loader:  # (inputs, targets, ...) as everywhere in the course
+                model(batch[0].to(dev))
+                targets.append(torch.as_tensor(batch[1]).cpu())
     finally:
         handle.remove()
     features = Features(torch.cat(captured), torch.cat(targets).long(), time.perf_counter() - start)

@@ -49,7 +49,7 @@ def fine_tune(
     unfreeze_to: int = 0,
     weight_decay: float = 0.01,
     scheduler: str | None = "onecycle",
-    freeze_bn_stats: bool = True,
+    keep_frozen_bn_stats: bool = True,
     callbacks: Sequence[Callback] = (),
     device: str | torch.device = "auto",
     progress: bool = False,
@@ -67,6 +67,11 @@ def fine_tune(
     each phase's optimizer (``"onecycle"`` per batch, ``"cosine"`` per epoch, or ``"none"``). Either phase is skipped when its epoch count is 0. Extra keyword arguments
     go to ``fit`` (``amp``, ``grad_clip``, ...). The model is left fully trainable from ``unfreeze_to``.
     """
+    if scheduler is not None and not isinstance(scheduler, str):
+        raise TypeError(
+            "fine_tune builds an optimizer per phase, so its scheduler is a schedule's name "
+            f"('onecycle', 'cosine' or 'none'), not {type(scheduler).__name__}; call fit() to pass your own"
+        )
     if lr_decay is not None:
         lr_spread = None
     head_history = history = None
@@ -74,13 +79,13 @@ def fine_tune(
     lrs: list[float] = []
     fit_kwargs = {"scheduler": scheduler, "callbacks": callbacks, "device": device, "progress": progress, **fit_kwargs}
     if head_epochs > 0:
-        freeze_to(model, freeze_until, freeze_bn_stats=freeze_bn_stats)
+        freeze_to(model, freeze_until, keep_frozen_bn_stats=keep_frozen_bn_stats)
         groups = param_groups(model, head_lr if head_lr is not None else 2 * lr, weight_decay=weight_decay)
         head_lrs = [g["lr"] for g in groups]  # read before the schedule moves them
         head_history = fit(model, train_loader, val_loader, epochs=head_epochs, optimizer=torch.optim.AdamW(groups),
                            **fit_kwargs)  # fmt: skip
     if epochs > 0:
-        freeze_to(model, unfreeze_to, freeze_bn_stats=freeze_bn_stats)
+        freeze_to(model, unfreeze_to, keep_frozen_bn_stats=keep_frozen_bn_stats)
         groups = param_groups(model, lr, decay=lr_decay, spread=lr_spread, weight_decay=weight_decay)
         lrs = [g["lr"] for g in groups]
         history = fit(model, train_loader, val_loader, epochs=epochs, optimizer=torch.optim.AdamW(groups), **fit_kwargs)

@@ -14,11 +14,11 @@ from tlcourse.transfer.stages import stages as model_stages
 __all__ = ["StageReport", "TrainableReport", "freeze", "freeze_to", "trainable_report", "unfreeze"]
 
 
-def _set_trainable(model: nn.Module, selected: Iterable[str], trainable: bool, freeze_bn_stats: bool) -> nn.Module:
+def _set_trainable(model: nn.Module, selected: Iterable[str], trainable: bool, keep_frozen_bn_stats: bool) -> nn.Module:
     params = dict(model.named_parameters())
     for name in selected:
         params[name].requires_grad_(trainable)
-    if freeze_bn_stats:
+    if keep_frozen_bn_stats:
         sync_frozen_bn_stats(model)
     return model
 
@@ -28,17 +28,17 @@ def freeze(
     stages: int | None = None,
     *,
     names: Sequence[str] | str | None = None,
-    freeze_bn_stats: bool = True,
+    keep_frozen_bn_stats: bool = True,
 ) -> nn.Module:
     """Set ``requires_grad=False`` on the first ``stages`` stages, or on parameters matching ``names``.
 
     With neither, everything but the last stage (the head) is frozen. ``names`` are parameter-name
-    prefixes (``"features.stem"``) or ``fnmatch`` patterns (``"*.bn.*"``). With ``freeze_bn_stats``,
+    prefixes (``"features.stem"``) or ``fnmatch`` patterns (``"*.bn.*"``). With ``keep_frozen_bn_stats`` (default),
     a batch norm whose parameters are all frozen also stops updating its running statistics.
     """
     if stages is None and names is None:
         stages = -1
-    return _set_trainable(model, select_parameters(model, stages, names), False, freeze_bn_stats)
+    return _set_trainable(model, select_parameters(model, stages, names), False, keep_frozen_bn_stats)
 
 
 def unfreeze(
@@ -46,16 +46,16 @@ def unfreeze(
     stages: int | None = None,
     *,
     names: Sequence[str] | str | None = None,
-    freeze_bn_stats: bool = True,
+    keep_frozen_bn_stats: bool = True,
 ) -> nn.Module:
     """Make parameters trainable again: the first ``stages`` stages, those matching ``names``, or (neither) all."""
-    return _set_trainable(model, select_parameters(model, stages, names), True, freeze_bn_stats)
+    return _set_trainable(model, select_parameters(model, stages, names), True, keep_frozen_bn_stats)
 
 
-def freeze_to(model: nn.Module, n: int, *, freeze_bn_stats: bool = True) -> nn.Module:
+def freeze_to(model: nn.Module, n: int, *, keep_frozen_bn_stats: bool = True) -> nn.Module:
     """fast.ai's ``freeze_to``: stages before index ``n`` frozen, the others trainable (``n=-1``: head only)."""
-    unfreeze(model, freeze_bn_stats=False)
-    return freeze(model, n, freeze_bn_stats=freeze_bn_stats) if n != 0 else _set_trainable(model, [], True, freeze_bn_stats)
+    unfreeze(model, keep_frozen_bn_stats=False)
+    return freeze(model, n, keep_frozen_bn_stats=keep_frozen_bn_stats) if n != 0 else _set_trainable(model, [], True, keep_frozen_bn_stats)
 
 
 @dataclass(frozen=True)

@@ -262,7 +262,9 @@ def run_strategy(
     device: str | torch.device = "auto",
 ) -> StrategyResult:
     """Train one strategy of :data:`STRATEGIES` (see :func:`strategy_plan`) on ``task`` from ``source``."""
-    kept, frozen = strategy_plan(strategy, len(stages(factory())), head_stages)
+    with seeded(seed):  # a throw-away network, only to count its stages
+        num_stages = len(stages(factory()))
+    kept, frozen = strategy_plan(strategy, num_stages, head_stages)
     model = transferred_model(source if kept else None, task.num_classes, frozen, kept=kept, factory=factory,
                               seed=seed)  # fmt: skip
     trainable = trainable_report(model).trainable
