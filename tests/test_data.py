@@ -374,7 +374,7 @@ def test_presets_normalise_and_order() -> None:
 
 
 def test_preset_errors() -> None:
-    with pytest.raises(ValueError, match="Valid presets: augment, default, imagenet") as caught:
+    with pytest.raises(ValueError, match="Unknown transform preset .resnet.. Valid names: augment, default, imagenet") as caught:
         transform_preset("resnet")
     assert "lenet_augment" in str(caught.value)
     with pytest.raises(ValueError, match="needs a dataset"):
