@@ -299,8 +299,7 @@ print(f"5-NN leave-one-out accuracy: pretrained {pretrained_knn:.3f}, random ini
 # for at least 100 steps, evaluated on the full validation set.
 
 # %%
-per_class_indices = [torch.nonzero(train_features.targets == c).flatten() for c in range(len(bundle.classes))]
-available = min(len(i) for i in per_class_indices)
+available = min(train_features.targets.bincount().tolist())
 shots = [n for n in SHOTS if n <= available]
 curve = []
 for n in shots + ["all"]:
@@ -309,8 +308,7 @@ for n in shots + ["all"]:
         if n == "all":
             subset = train_features
         else:
-            g = torch.Generator().manual_seed(1000 * seed + n)
-            rows = torch.cat([i[torch.randperm(len(i), generator=g)[:n]] for i in per_class_indices])
+            rows = data.per_class_indices(train_features.targets.tolist(), n, seed=1000 * seed + n, sort=False)
             subset = train_features.subset(rows)
         _, history = train_head(subset, val_features, len(bundle.classes), epochs=HEAD_EPOCHS, lr=HEAD_LR,
                                 min_steps=100, seed=SEED + seed, device=device)

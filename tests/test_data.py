@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from imports import imported_names
 from PIL import Image
 from torchvision.transforms import v2
 
@@ -97,8 +98,6 @@ def _data_imports() -> dict[str, set[str]]:
     and ``from tlcourse import data`` count as importing the package (``__init__``) unless ``x``
     is a module.
     """
-    import ast
-
     import tlcourse.data as package
 
     folder = Path(package.__file__).parent
@@ -106,18 +105,9 @@ def _data_imports() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {}
     for path in sorted(folder.glob("*.py")):
         edges: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom):
-                assert not node.level, f"relative import in {path.name}"
-                names = [f"{node.module}.{alias.name}" for alias in node.names]
-            elif isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            else:
-                continue
-            for name in names:
-                parts = name.split(".")
-                if parts[:2] != ["tlcourse", "data"]:
-                    continue
+        for name in imported_names(path):
+            parts = name.split(".")
+            if parts[:2] == ["tlcourse", "data"]:
                 edges.add(parts[2] if len(parts) > 2 and parts[2] in modules else "__init__")
         graph[path.stem] = edges - {path.stem}
     return graph

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import importlib.metadata
 import json
 import re
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 import tomllib
 import yaml
+from imports import imported_names
 
 REPO = Path(__file__).resolve().parents[1]
 LESSONS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -36,15 +36,8 @@ def _imported_modules(folder: Path) -> dict[str, str]:
     """Top-level modules imported anywhere under ``folder`` (function-level imports too), with one file each."""
     found: dict[str, str] = {}
     for path in sorted(folder.rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names = [node.module]
-            else:
-                continue
-            for name in names:
-                found.setdefault(name.split(".")[0], str(path.relative_to(REPO)))
+        for name in imported_names(path):
+            found.setdefault(name.split(".")[0], str(path.relative_to(REPO)))
     return found
 
 
@@ -55,7 +48,7 @@ def test_every_imported_package_is_declared(folder: str, extras: tuple[str, ...]
     for extra in extras:
         declared |= {_name(r) for r in project["optional-dependencies"][extra]}
     distributions = importlib.metadata.packages_distributions()
-    local = {"tlcourse", "conftest"}
+    local = {"tlcourse", "conftest", "imports"}
     missing = {}
     for module, where in _imported_modules(REPO / folder).items():
         if module in sys.stdlib_module_names or module in local:
@@ -111,16 +104,9 @@ def test_the_package_tree_shows_its_layers_and_each_imports_only_lower_ones() ->
         layer = path.relative_to(package).parts[0]
         if layer == "__init__.py":
             continue
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names = [node.module] + ([f"tlcourse.{a.name}" for a in node.names] if node.module == "tlcourse" else [])
-            elif isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            else:
-                continue
-            for name in names:
-                parts = name.split(".")
-                inside = parts[0] == "tlcourse" and len(parts) > 1 and parts[1] in LAYERS
-                if inside and LAYERS.index(parts[1]) > LAYERS.index(layer):
-                    upward.append(f"{path.relative_to(REPO)} imports {name}")
+        for name in imported_names(path):
+            parts = name.split(".")
+            inside = parts[0] == "tlcourse" and len(parts) > 1 and parts[1] in LAYERS
+            if inside and LAYERS.index(parts[1]) > LAYERS.index(layer):
+                upward.append(f"{path.relative_to(REPO)} imports {name}")
     assert not upward, "a lower layer imports a higher one:\n" + "\n".join(upward)

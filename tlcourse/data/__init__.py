@@ -20,7 +20,7 @@ from tlcourse.data.fetch import (
 )
 from tlcourse.data.loaders import DataBundle, load, load_small_images, loader_kwargs
 from tlcourse.data.registry import DATASETS, IMAGENET_MEAN, IMAGENET_STD, DatasetInfo, get_info, list_datasets
-from tlcourse.data.splits import SPLIT_SEED, subset_per_class
+from tlcourse.data.splits import SPLIT_SEED, per_class_indices, subset_per_class
 from tlcourse.data.tensors import dataset_tensors, resize_images, tensor_loader
 from tlcourse.data.transforms import PRESETS, transform_preset
 
@@ -49,6 +49,7 @@ __all__ = [
     "load_small_images",
     "resize_images",
     "loader_kwargs",
+    "per_class_indices",
     "subset_per_class",
     "tensor_loader",
     "transform_preset",

@@ -38,11 +38,12 @@ def _shuffled(indices: list[int], generator: torch.Generator) -> list[int]:
 
 
 def per_class_indices(
-    targets: Sequence[int], n: int, seed: int = 0, classes: Sequence[str] | None = None
+    targets: Sequence[int], n: int, seed: int = 0, classes: Sequence[str] | None = None, *, sort: bool = True
 ) -> list[int]:
-    """``n`` indices of every class, chosen by ``seed``, returned in ascending order.
+    """``n`` indices of every class, chosen by ``seed``: in ascending order, or (``sort=False``) class by class.
 
-    The choice for a smaller ``n`` is contained in the choice for a larger one.
+    The choice for a smaller ``n`` is contained in the choice for a larger one. ``targets`` may be
+    a list or a tensor of class indices.
     """
     if n < 1:
         raise ValueError(f"n must be a positive number of images per class, not {n}")
@@ -55,7 +56,7 @@ def per_class_indices(
                 f"Class {name!r} has only {len(indices)} images, fewer than the {n} per class asked for."
             )
         chosen += _shuffled(indices, generator)[:n]
-    return sorted(chosen)
+    return sorted(chosen) if sort else chosen
 
 
 def subset_per_class(dataset: Dataset, n: int, seed: int = 0) -> Subset:

@@ -85,8 +85,8 @@ def _state_bytes(model: nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
 
 
-def peak_memory(model: nn.Module, input_shape: Sequence[int], *, device: str | torch.device = "auto") -> MemoryResult:
-    """Peak memory of one forward pass (eval mode, no gradients) on random data of ``input_shape`` (batch first).
+def peak_memory(model: nn.Module, batch_shape: Sequence[int], *, device: str | torch.device = "auto") -> MemoryResult:
+    """Peak memory of one forward pass (eval mode, no gradients) on a random batch of ``batch_shape`` ``(N, C, H, W)``.
 
     On CUDA: ``torch.cuda.max_memory_allocated`` over the pass (weights on the device included). On the
     CPU: torch's ``MemTracker`` (``torch.distributed._tools``), which counts every tensor storage alive
@@ -95,7 +95,7 @@ def peak_memory(model: nn.Module, input_shape: Sequence[int], *, device: str | t
     """
     dev = get_device(device)
     model.to(dev)
-    x = torch.randn(tuple(int(s) for s in input_shape), device=dev)
+    x = torch.randn(tuple(int(s) for s in batch_shape), device=dev)
     weights = _state_bytes(model)
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)

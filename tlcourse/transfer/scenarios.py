@@ -71,14 +71,7 @@ class Task:
         """The same task with ``per_class`` random training images per class (``None``: all); test unchanged."""
         if per_class is None:
             return self
-        g = torch.Generator().manual_seed(seed)
-        rows = []
-        for c in range(self.num_classes):
-            idx = torch.nonzero(self.train_y == c).flatten()
-            if len(idx) < per_class:
-                raise ValueError(f"class {self.classes[c]!r} has {len(idx)} training images, fewer than {per_class}")
-            rows.append(idx[torch.randperm(len(idx), generator=g)[:per_class]])
-        index = torch.cat(rows)
+        index = torch.as_tensor(data.per_class_indices(self.train_y.tolist(), per_class, seed, self.classes, sort=False))
         return replace(self, name=f"{self.name} ({per_class}/class)", train_x=self.train_x[index],
                        train_y=self.train_y[index])  # fmt: skip
 
