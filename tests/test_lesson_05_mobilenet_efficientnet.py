@@ -22,6 +22,7 @@ from tlcourse.models.efficientnet import (
 )
 from tlcourse.models.mobilenet import ConvBNAct, DepthwiseSeparableConv, MBConv, SamePad2d
 from tlcourse.models.weights import packaged_weights
+from tlcourse.transfer.backbones import load_backbone
 
 LESSON = "05_mobilenet_efficientnet"
 ANT, BEE = 310, 309
@@ -111,11 +112,41 @@ def test_lite0_with_packaged_weights_reproduces_the_reference_logits() -> None:
         assert (symmetric(x) - expected).abs().max().item() > 0.1
 
 
-def test_pretrained_lite0_sees_ants_and_bees_on_all_validation_images(shared_data_root: Path) -> None:
+@pytest.mark.parametrize("variant", ["lite1", "lite2"])
+def test_lite1_and_lite2_with_packaged_weights_reproduce_the_reference_logits(variant: str) -> None:
+    efficientnet = pytest.importorskip("efficientnet_lite_pytorch")
+    state_dict = torch.load(packaged_weights(f"efficientnet_{variant}"), map_location="cpu", weights_only=True)
+    reference = efficientnet.EfficientNet.from_name(f"efficientnet-{variant}")
+    reference.load_state_dict(state_dict, strict=True)
+    reference.eval()
+    ours = efficientnet_lite(variant, pretrained=True).eval()
+    size = EFFICIENTNET_LITE_VARIANTS[variant].resolution
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected, got = reference(x), ours(x)
+    assert (got - expected).abs().max().item() < 1e-4
+    assert expected.abs().max().item() > 1
+    with pytest.raises(ValueError, match="lite0, lite1, lite2"):
+        efficientnet_lite("lite3", pretrained=True)
+
+
+def test_every_packaged_lite_backbone_loads_offline_with_its_own_resolution() -> None:
+    for name, size in [("efficientnet_lite0", 224), ("efficientnet_lite1", 240), ("efficientnet_lite2", 260)]:
+        backbone = load_backbone(name, num_classes=2)
+        assert backbone.feature_dim == 1280 and "pytorch-model" in backbone.source
+        image = backbone.transform(torch.zeros(3, 300, 400, dtype=torch.uint8))
+        assert tuple(image.shape) == (3, size, size)
+        with torch.no_grad():
+            assert tuple(backbone.model.eval()(image[None]).shape) == (1, 2)
+
+
+@pytest.mark.parametrize("variant", ["lite0", "lite1", "lite2"])
+def test_pretrained_lite_sees_ants_and_bees_on_all_validation_images(shared_data_root: Path, variant: str) -> None:
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
-    bundle = data.load("hymenoptera", shared_data_root, transform=lite_transform(), eval_batch_size=32, download=False)
+    size = EFFICIENTNET_LITE_VARIANTS[variant].resolution
+    bundle = data.load("hymenoptera", shared_data_root, transform=lite_transform(size), eval_batch_size=32, download=False)
     assert len(bundle.val) == 153
-    model = efficientnet_lite0(pretrained=True).eval()
+    model = efficientnet_lite(variant, pretrained=True).eval()
     to_imagenet = torch.tensor([class_index(c.rstrip("s")) for c in bundle.classes])
     assert to_imagenet.tolist() == [ANT, BEE]
     start = time.perf_counter()
@@ -125,8 +156,8 @@ def test_pretrained_lite0_sees_ants_and_bees_on_all_validation_images(shared_dat
             top1 = model(images).argmax(1)
             hits += int(((top1 == ANT) | (top1 == BEE)).sum())
             correct += int((top1 == to_imagenet[targets]).sum())
-    print(f"153 images in {time.perf_counter() - start:.1f} s: {hits} ant/bee, {correct} correct")
-    assert hits / 153 >= 0.6  # measured: 0.85 (chance over 1,000 classes: 0.002)
+    print(f"{variant}: 153 images in {time.perf_counter() - start:.1f} s: {hits} ant/bee, {correct} correct")
+    assert hits / 153 >= 0.6  # measured (lite0): 0.85 (chance over 1,000 classes: 0.002)
     assert correct / 153 >= 0.6
 
 

