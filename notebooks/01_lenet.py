@@ -260,8 +260,9 @@ for index, true, predicted, confidence in mistakes:
 #    Which curve tells you the network now overfits?
 # 2. Replace the one-cycle schedule by a constant learning rate of `MAX_LR`, then of `MAX_LR / 10`.
 #    Compare the histories.
-# 3. Make C1 use 3x3 filters. Which shapes change? Use `trace_shapes` to check, then fix C5 so that it
-#    still outputs 120@1x1.
+# 3. Make C1 use 3x3 filters. Predict every shape first, then check with `trace_shapes`: C1 gives 30x30,
+#    S2 15x15, C3 11x11 and S4 5x5 (pooling rounds down), so C5 still outputs 120@1x1. Which layers' parameter
+#    counts change, and does accuracy?
 # 4. Implement the paper's partial C3 connection table (hint: 16 small convolutions, or a mask on the
 #    weights). Does accuracy change? How many parameters does it save?
 

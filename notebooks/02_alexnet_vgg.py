@@ -130,9 +130,13 @@ ax.legend();
 # The sigmoid network stalls: its loss stays at ln 10 ≈ 2.30, the loss of a uniform guess, for many
 # epochs (in the full lesson it starts to fall only after about ten, and has not reached the target after
 # fifteen; ReLU and tanh reach it in three).
-# A sigmoid's derivative is at most 0.25, so every layer multiplies the gradient by a quarter or less and
-# six layers down almost nothing is left; the ReLU passes the gradient unchanged wherever a unit is
-# active. **Be honest about tanh**: on this small problem tanh keeps up with the ReLU (read the table:
+# A sigmoid's slope is at most 0.25, but under Adam that alone explains little: Adam divides every
+# gradient by its own running scale, so small gradients still make steps of the usual size. What stalls is
+# the signal. A sigmoid maps every unit into (0, 1) around 0.5, so with PyTorch's default initialisation the
+# differences between images shrink layer after layer; six layers up the output hardly depends on the input,
+# the loss sits at the uniform guess, and the gradients carry little about *which* image was which until the
+# first layers learn to spread their outputs (exercise 6 measures it). The ReLU passes both the signal and
+# the gradient unchanged wherever a unit is active. **Be honest about tanh**: on this small problem tanh keeps up with the ReLU (read the table:
 # in our runs it is as fast or faster). Its derivative is 1 at zero, and with Adam and a shallow network
 # its saturation does not bite. AlexNet's six-fold speed-up was measured with plain SGD on CIFAR-10;
 # ReLU's real advantages show in deeper networks and are also cheaper to compute.
@@ -280,8 +284,10 @@ for r in full_size:
 full = {r["name"]: r for r in full_size}
 
 # %% [markdown]
-# AlexNet holds 61 million parameters, 96% of them in its three fully connected layers, but needs only
-# 1.4 GFLOPs (a multiply-add counts as 2). VGG-16 needs 22 times as much computation, 31 GFLOPs, almost
+# torchvision's AlexNet, the single-tower variant of Krizhevsky's 2014 *One weird trick* paper (64, 192,
+# 384, 256 and 256 filters; the 2012 network had 96, 256, 384, 384 and 256, split over two GPUs, and about
+# 60 million parameters), holds 61 million parameters, 96% of them in its three fully connected layers,
+# but needs only 1.4 GFLOPs (a multiply-add counts as 2). VGG-16 needs 22 times as much computation, 31 GFLOPs, almost
 # all in its convolutions at high resolution. Parameters and FLOPs are different costs: the first is
 # memory and overfitting, the second is time.
 #
@@ -311,7 +317,7 @@ print(f"measured in {timeline_seconds:.1f} s")
 #   up with ReLU on this small problem.
 # * *n* stacked 3x3 convolutions see (2n + 1)x(2n + 1) pixels: three of them match a 7x7 with 27C²
 #   instead of 49C² weights. That is VGG's whole design.
-# * Full-size AlexNet has 61,100,840 parameters (96% in the head) and 1.4 GFLOPs; VGG-16 has 138,357,544
+# * torchvision's single-tower AlexNet has 61,100,840 parameters (96% in the head) and 1.4 GFLOPs; VGG-16 has 138,357,544
 #   and 31 GFLOPs.
 #
 # ## Exercises
@@ -324,6 +330,10 @@ print(f"measured in {timeline_seconds:.1f} s")
 # 4. Compute the receptive field of VGG-16's last convolution by hand from the formula, and check it
 #    against `receptive_field(conv_layers(...))`.
 # 5. Replace VGG-11 by VGG-16 (`small_vgg("vgg16", ...)`). Parameters, FLOPs, time and accuracy?
+# 6. Measure the stall: at initialisation, capture the output of every activation of `activation_net("sigmoid")`
+#    and of `activation_net("relu")` on one batch (`tlcourse.measure.activations.capture_activations`) and print,
+#    layer by layer, the standard deviation *across the images* of each unit's output. Where do the images
+#    become indistinguishable?
 
 # %%
 record = save_results(

@@ -333,7 +333,8 @@ for d in DEPTHS:
     print(f"depth {d}: during training the residual first-layer gradient is {ratio:.2f}x the plain one")
 
 # %% [markdown]
-# This is the degradation problem. After the same budget, the deep plain networks are still far behind on
+# This is the degradation problem in miniature: a short budget (`STEPS` steps here; He et al. trained for
+# 64,000 iterations) shows how it starts, not the plateau the paper reports. After the same budget, the deep plain networks are still far behind on
 # the very data they are trained on, and the gap widens with depth; their residual twins, with the same
 # layers and (apart from two projections) the same parameters, train as well as or better than the
 # shallow ones. In the full lesson (offline, on `mnist5k`) the 56-layer plain network barely leaves

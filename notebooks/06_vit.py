@@ -9,7 +9,7 @@
 # %% [markdown]
 # # 06 · Vision Transformer: an image is a sequence of patches
 #
-# In 2021 Alexey Dosovitskiy and colleagues at Google showed in *An Image is Worth 16x16 Words* that a
+# In October 2020 (published at ICLR 2021) Alexey Dosovitskiy and colleagues at Google showed in *An Image is Worth 16x16 Words* that a
 # plain **Transformer**, the architecture of language models, classifies images as well as the best
 # CNNs, with no convolutions beyond its first layer. The catch, in their own words: it does so only
 # when pre-trained on very large datasets (14 to 300 million images). On ImageNet alone (1.3 million)

@@ -108,7 +108,9 @@ for key, value in lite0_cost.to_dict().items():
 # The weights take 4.65 million x 4 bytes = 17.7 MiB; the activations of one 224x224 image add about
 # 11 MiB more at their peak. Note that **the weights' values do not change any of these costs**: a pretrained
 # and a randomly initialised Lite0 have exactly the same parameters, FLOPs, latency and memory. So below we
-# measure each architecture once, at the input size it is used at.
+# measure each architecture once, at the input size it is used at. ("Randomly initialised" means PyTorch's
+# default initialisation of every layer, as in lesson 07: the random rows measure untrained networks as
+# PyTorch builds them, not the best any random initialisation could give.)
 #
 # ## 2. The task and the backbones
 #
