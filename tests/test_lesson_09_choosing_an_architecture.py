@@ -45,7 +45,10 @@ def test_smoke_run_compares_backbones_on_both_sides(smoke_lesson: LessonRunner) 
     assert r["dataset"] == "hymenoptera" and r["smoke"] is True
     assert r["train_images"] == 30 and r["val_images"] == 20
     rows = r["rows"]
-    assert 2 <= len(rows) <= 4  # smoke: a few backbones
+    assert 4 <= len(rows) <= 6  # smoke: a few backbones, the three packaged Lites among them
+    assert sorted(r["pretrained_lite_accs"]) == ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
+    assert {row["arch"]: row["input_size"] for row in rows if row["protocol"] == "pretrained features"} == {
+        "efficientnet_lite0": 224, "efficientnet_lite1": 240, "efficientnet_lite2": 260}
     for row in rows:
         assert set(row) >= ROW_FIELDS, ROW_FIELDS - set(row)
         assert row["protocol"] in PROTOCOLS
@@ -81,9 +84,13 @@ def test_full_mode_pretrained_weights_beat_every_other_offline_backbone(tmp_path
     r = run.results
     assert r["train_images"] == 244 and r["val_images"] == 153
     offline = [row for row in r["rows"] if row["arch"] not in r["torchvision_used"]]
-    assert len(offline) == 8
-    best = max(offline, key=lambda row: row["val_acc"])
-    assert best["label"] == "Lite0, ImageNet weights" and best["val_acc"] >= 0.9
+    assert len(offline) == 10
+    lites = [row for row in offline if row["protocol"] == "pretrained features"]
+    assert sorted(row["arch"] for row in lites) == ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
+    assert [row["input_size"] for row in sorted(lites, key=lambda row: row["arch"])] == [224, 240, 260]
+    others = [row for row in offline if row not in lites]
+    assert min(row["val_acc"] for row in lites) >= 0.9 > max(row["val_acc"] for row in others)
+    assert r["best_label"] in {row["label"] for row in lites}
     assert r["pretrained_minus_random_acc"] >= 0.2
     assert r["best_scratch_acc"] < r["pretrained_lite0_acc"] - 0.1
 
