@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import TypeVar
 
-__all__ = ["UnknownNameError", "lookup", "unknown_name_message"]
+__all__ = ["UnknownNameError", "check_name", "lookup", "unknown_name_message"]
 
 V = TypeVar("V")
 
@@ -34,3 +34,10 @@ def lookup(table: Mapping[str, V], name: str, what: str, *, error: type[Exceptio
     if name in table:
         return table[name]
     raise error(unknown_name_message(what, name, table))
+
+
+def check_name(name: str, valid: Collection[str], what: str) -> str:
+    """``name`` when it is one of ``valid``, else :class:`UnknownNameError` naming the valid ones and the closest."""
+    if name in valid:
+        return name
+    raise UnknownNameError(unknown_name_message(what, name, valid))

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 from torchvision.transforms import v2
 
-from tlcourse.core.lookup import lookup
+from tlcourse.core.lookup import check_name
 from tlcourse.data.registry import IMAGENET_MEAN, IMAGENET_STD, DatasetInfo, get_info
 
 #: Preset names and what they do (``"default"`` resolves to the dataset's own preset).
@@ -72,7 +72,7 @@ def transform_preset(name: str, dataset: str | DatasetInfo | None = None) -> Cal
     Every preset returns a float32 image tensor ``(C, H, W)``. ``normalize``, ``augment``,
     ``lenet``, ``lenet_augment`` and ``default`` need the dataset (for its mean/std and size).
     """
-    lookup({p: p for p in sorted(PRESETS)}, name, "transform preset")
+    check_name(name, sorted(PRESETS), "transform preset")
     info = get_info(dataset) if dataset is not None else None
     if info is None and name in _NEEDS_DATASET:
         raise ValueError(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tlcourse.core.lookup import lookup
+from tlcourse.core.lookup import check_name
 from tlcourse.core.modes import inference_mode
 
 
@@ -16,7 +16,7 @@ def capture_activations(model: nn.Module, inputs: torch.Tensor, layers: list[str
     """
     modules = dict(model.named_modules())
     for name in layers:
-        lookup({n: m for n, m in modules.items() if n}, name, f"layer of {type(model).__name__}")
+        check_name(name, [n for n in modules if n], f"layer of {type(model).__name__}")
     captured: dict[str, torch.Tensor] = {}
     handles = [
         modules[name].register_forward_hook(

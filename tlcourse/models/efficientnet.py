@@ -26,7 +26,7 @@ from torch import nn
 from torchvision.models._utils import _make_divisible
 from torchvision.transforms import v2
 
-from tlcourse.core.lookup import lookup
+from tlcourse.core.lookup import check_name, lookup
 from tlcourse.models.mobilenet import ConvBNAct, MBConv, Padding
 
 # Pixels in [0, 1] -> (255 x - 127) / 128, as the TensorFlow EfficientNet-Lite models were trained.
@@ -190,7 +190,7 @@ def efficientnet_lite(
     """
     scaling = lookup(EFFICIENTNET_LITE_VARIANTS, variant, "EfficientNet-Lite variant")
     if pretrained:
-        lookup({v: v for v in PRETRAINED_LITE_VARIANTS}, variant, "EfficientNet-Lite variant with packaged weights")
+        check_name(variant, PRETRAINED_LITE_VARIANTS, "EfficientNet-Lite variant with packaged weights")
         if num_classes != 1000:
             raise ValueError("the packaged weights have a 1000-class head; build with num_classes=1000, then replace_head")
     model = EfficientNetLite(

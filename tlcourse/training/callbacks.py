@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from tlcourse.core.lookup import lookup
+from tlcourse.core.lookup import check_name
 from tlcourse.training.history import COLUMNS, EpochRecord, History, resolve_mode
 
 __all__ = [
@@ -42,7 +42,7 @@ def is_improvement(value: float, best: float | None, mode: str, min_delta: float
 
 def _check_monitor(monitor: str, mode: str) -> str:
     """The monitor's mode ("min"/"max") after checking it names a column of :class:`EpochRecord`."""
-    lookup({c: c for c in COLUMNS if c != "epoch"}, monitor, "metric to monitor")
+    check_name(monitor, [c for c in COLUMNS if c != "epoch"], "metric to monitor")
     return resolve_mode(monitor, mode)
 
 

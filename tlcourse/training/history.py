@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from tlcourse.core.lookup import lookup
+from tlcourse.core.lookup import check_name
 
 __all__ = ["COLUMNS", "EpochRecord", "EvalResult", "History", "resolve_mode"]
 
@@ -85,7 +85,7 @@ class History:
 
     def __getitem__(self, key: str | int) -> Any:
         if isinstance(key, str):
-            lookup({c: c for c in COLUMNS}, key, "history column")
+            check_name(key, COLUMNS, "history column")
             return [getattr(r, key) for r in self.records]
         return self.records[key]
 

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch.optim import lr_scheduler as schedulers
 
-from tlcourse.core.lookup import lookup
+from tlcourse.core.lookup import check_name, lookup
 
 __all__ = ["SCHEDULES", "make_scheduler", "scheduler_interval"]
 
@@ -47,7 +47,7 @@ def scheduler_interval(scheduler: Any, interval: str | None) -> str | None:
         return None
     if interval is None:
         return "batch" if isinstance(scheduler, BATCH_SCHEDULERS) else "epoch"
-    lookup({"batch": 1, "epoch": 1}, interval, "scheduler_interval")
+    check_name(interval, ("batch", "epoch"), "scheduler_interval")
     if interval == "batch" and isinstance(scheduler, schedulers.ReduceLROnPlateau):
         raise ValueError("ReduceLROnPlateau needs a metric and steps once per epoch; use scheduler_interval='epoch'")
     return interval
