@@ -11,6 +11,9 @@ from torch import nn
 
 from tlcourse.course.lessons import list_lessons, run_lesson
 from tlcourse.measure.compare import BackboneCost, dominates, measure_backbone, pareto_front, peak_memory
+from tlcourse.measure.crossval import cross_validate_head, pooled
+from tlcourse.measure.metrics import wilson_interval
+from tlcourse.transfer import Features
 
 LESSON = "09_choosing_an_architecture"
 LESSONS = {lesson.id: lesson for lesson in list_lessons(REPO / "notebooks")}
@@ -75,6 +78,16 @@ def test_smoke_run_compares_backbones_on_both_sides(smoke_lesson: LessonRunner) 
     for name, reason in r["torchvision_skipped"].items():
         assert name in reason and "not available" in reason
     assert set(r["torchvision_used"]).isdisjoint(r["torchvision_skipped"])
+    # the honest estimate: every pretrained row cross-validated on the pooled photos, each tested once per repeat
+    cv = r["cross_validation"]
+    assert set(cv) == {row["label"] for row in rows if row["protocol"] == "pretrained features"}
+    for result in cv.values():
+        assert result["images"] == r["train_images"] + r["val_images"] and result["folds"] == r["cv_folds"]
+        assert len(result["repeat_accuracies"]) == r["cv_repeats"] == 2
+        assert len(result["fold_accuracies"]) == r["cv_folds"] * r["cv_repeats"]
+        assert result["ci_low"] <= result["mean"] <= result["ci_high"] and result["ci_high"] - result["ci_low"] > 0.05
+        assert result["mean"] >= 0.8  # pretrained features, 50 photos (measured 0.93-0.95)
+    assert r["cv_goal_met"] == (cv[r["best_cv_label"]]["mean"] >= r["cv_goal"])
 
 
 @pytest.mark.long  # about 3-4 minutes on a 2-core CPU: run with `pytest -m long`
@@ -93,6 +106,9 @@ def test_full_mode_pretrained_weights_beat_every_other_offline_backbone(tmp_path
     assert r["best_label"] in {row["label"] for row in lites}
     assert r["pretrained_minus_random_acc"] >= 0.2
     assert r["best_scratch_acc"] < r["pretrained_lite0_acc"] - 0.1
+    # the course's goal for the best packaged backbone, measured honestly (repeated 5-fold cross-validation)
+    best = r["cross_validation"][r["best_cv_label"]]
+    assert best["images"] == 397 and best["mean"] >= r["cv_goal"] == 0.955, best
 
 
 # ---------------------------------------------------------------- tlcourse.measure.compare directly
@@ -155,3 +171,37 @@ def test_peak_memory_counts_weights_and_grows_with_the_activations() -> None:
         # 128x more pixels in the batch: the activations grow accordingly, the weights do not
         assert big.activation_bytes >= 100 * small.activation_bytes
         assert big.total_bytes - big.activation_bytes == small.total_bytes - small.activation_bytes
+
+
+# ---------------------------------------------------------------- tlcourse.measure.crossval and the interval
+
+
+@pytest.mark.parametrize(("correct", "total"), [(0, 10), (7, 10), (146, 153), (153, 153), (380, 397)])
+def test_wilson_interval_matches_scipy(correct: int, total: int) -> None:
+    from scipy.stats import binomtest
+
+    expected = binomtest(correct, total).proportion_ci(confidence_level=0.95, method="wilson")
+    low, high = wilson_interval(correct, total)
+    assert (low, high) == pytest.approx((expected.low, expected.high), abs=1e-4)
+    with pytest.raises(ValueError):
+        wilson_interval(0, 0)
+
+
+def test_cross_validation_tests_every_image_once_per_repeat_and_separates_signal_from_noise() -> None:
+    generator = torch.Generator().manual_seed(0)
+    targets = torch.arange(60) % 2
+    signal = Features(torch.randn(60, 8, generator=generator) + 3.0 * targets[:, None], targets)
+    noise = Features(torch.randn(60, 8, generator=generator), targets)
+    options = dict(epochs=20, lr=0.05, min_steps=40)
+    separable = cross_validate_head(signal, 2, folds=5, repeats=2, seed=0, **options)
+    assert separable.images == 60 and len(separable.fold_accuracies) == 10 and len(separable.repeat_accuracies) == 2
+    assert separable.mean >= 0.95
+    chance = cross_validate_head(noise, 2, folds=5, repeats=2, seed=0, **options)
+    assert chance.mean < 0.75  # labels unrelated to the features: held-out accuracy stays near 0.5
+    seen = []
+    def spy(train: Features, test: Features) -> tuple[Features, Features]:
+        seen.append(len(test))
+        return train, test
+    cross_validate_head(signal, 2, folds=3, repeats=1, seed=0, prepare=spy, **options)
+    assert seen == [20, 20, 20]  # each image held out exactly once
+    assert len(pooled(signal, noise)) == 120

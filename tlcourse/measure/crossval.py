@@ -1,0 +1,83 @@
+"""An honest accuracy for a head on cached features: repeated stratified k-fold cross-validation.
+
+Ants vs bees has no test set: choosing a recipe by its validation accuracy *and* reporting that accuracy
+flatters it (and the best epoch chosen on validation flatters it more). On cached features a linear head
+trains in a second, so we can afford to pool the training and validation images, split them into ``folds``
+stratified folds ``repeats`` times (scikit-learn's ``RepeatedStratifiedKFold``), train a fresh head on each
+training part and test it on the held-out fold. Every image is tested exactly once per repeat, by a head
+that never saw it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import torch
+from sklearn.model_selection import RepeatedStratifiedKFold
+
+from tlcourse.measure.metrics import wilson_interval
+from tlcourse.transfer.features import Features, train_head
+
+Prepare = Callable[[Features, Features], tuple[Features, Features]]
+
+
+@dataclass(frozen=True)
+class CrossValResult:
+    """Out-of-fold accuracy of each repeat, their mean, and a 95% interval for ``images`` tested images."""
+
+    repeat_accuracies: list[float]
+    fold_accuracies: list[float]
+    images: int
+    folds: int
+    repeats: int
+
+    @property
+    def mean(self) -> float:
+        return sum(self.repeat_accuracies) / len(self.repeat_accuracies)
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        """Wilson 95% interval of the mean accuracy on ``images`` images (the sampling error of the images)."""
+        return wilson_interval(round(self.mean * self.images), self.images)
+
+    def to_dict(self) -> dict:
+        low, high = self.interval
+        return {**asdict(self), "mean": self.mean, "ci_low": low, "ci_high": high}
+
+
+def pooled(*parts: Features) -> Features:
+    """One :class:`Features` holding the rows of all ``parts`` (e.g. train and validation)."""
+    return Features(torch.cat([p.features for p in parts]), torch.cat([p.targets for p in parts]))
+
+
+def cross_validate_head(
+    features: Features,
+    num_classes: int,
+    *,
+    folds: int = 5,
+    repeats: int = 3,
+    seed: int = 0,
+    prepare: Prepare | None = None,
+    **head_options,
+) -> CrossValResult:
+    """Repeated stratified k-fold accuracy of :func:`~tlcourse.transfer.train_head` on ``features``.
+
+    ``prepare(train, test)`` may transform each split using statistics of its training part only (e.g.
+    centring on the training mean); ``head_options`` go to ``train_head`` (``epochs``, ``lr``, ``min_steps``...).
+    """
+    splitter = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
+    targets = features.targets.numpy()
+    correct = torch.zeros(repeats)
+    fold_accuracies = []
+    for index, (train_rows, test_rows) in enumerate(splitter.split(targets, targets)):
+        train, test = features.subset(train_rows), features.subset(test_rows)
+        if prepare is not None:
+            train, test = prepare(train, test)
+        head, _ = train_head(train, None, num_classes, seed=seed + index, device="cpu", **head_options)
+        with torch.no_grad():
+            hits = int((head(test.features).argmax(1) == test.targets).sum())
+        correct[index // folds] += hits
+        fold_accuracies.append(hits / len(test))
+    total = len(features)
+    return CrossValResult([float(c) / total for c in correct], fold_accuracies, total, folds, repeats)
