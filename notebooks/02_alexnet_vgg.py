@@ -38,6 +38,7 @@ ACT_EPOCHS = None  # ReLU vs sigmoid on digits, None means 15 and 5 in smoke mod
 TARGET_LOSS = 1.0  # the training loss the activations race to
 
 # %%
+import math
 import time
 
 import matplotlib.pyplot as plt
@@ -126,19 +127,30 @@ ax.axhline(TARGET_LOSS, color="grey", linestyle="--", label="target")
 ax.set(xlabel="epoch", ylabel="training loss", title="Same network, same seed: only the activation differs")
 ax.legend();
 
+# %%
+def reached(activation: str) -> str:
+    epochs = activation_runs[activation]["epochs_to_target"]
+    return f"in {epochs} epoch{'s' * (epochs != 1)}" if epochs else f"not within {ACT_EPOCHS} epochs"
+
+
+sigmoid_losses = activation_runs["sigmoid"]["train_loss"]
+stalled = sum(loss > 0.95 * math.log(10) for loss in sigmoid_losses)  # epochs near the uniform guess
+display(Markdown(
+    f"In this run the sigmoid network spends **{stalled} of its {ACT_EPOCHS} epochs** at a loss within 5% of "
+    f"ln 10 = {math.log(10):.2f}, the loss of a uniform guess, and reaches the target loss {reached('sigmoid')}; "
+    f"ReLU reaches it {reached('relu')}, tanh {reached('tanh')}."
+))
+
 # %% [markdown]
-# The sigmoid network stalls: its loss stays at ln 10 ≈ 2.30, the loss of a uniform guess, for many
-# epochs (in the full lesson it starts to fall only after about ten, and has not reached the target after
-# fifteen; ReLU and tanh reach it in three).
 # A sigmoid's slope is at most 0.25, but under Adam that alone explains little: Adam divides every
 # gradient by its own running scale, so small gradients still make steps of the usual size. What stalls is
 # the signal. A sigmoid maps every unit into (0, 1) around 0.5, so with PyTorch's default initialisation the
 # differences between images shrink layer after layer; six layers up the output hardly depends on the input,
 # the loss sits at the uniform guess, and the gradients carry little about *which* image was which until the
 # first layers learn to spread their outputs (exercise 6 measures it). The ReLU passes both the signal and
-# the gradient unchanged wherever a unit is active. **Be honest about tanh**: on this small problem tanh keeps up with the ReLU (read the table:
-# in our runs it is as fast or faster). Its derivative is 1 at zero, and with Adam and a shallow network
-# its saturation does not bite. AlexNet's six-fold speed-up was measured with plain SGD on CIFAR-10;
+# the gradient unchanged wherever a unit is active. **Be honest about tanh**: on this small problem tanh can keep
+# up with the ReLU (read the table and the line above). Its derivative is 1 at zero, and with Adam and a shallow
+# network its saturation does not bite. AlexNet's six-fold speed-up was measured with plain SGD on CIFAR-10;
 # ReLU's real advantages show in deeper networks and are also cheaper to compute.
 #
 # ### Dropout and augmentation
@@ -255,10 +267,22 @@ axes[0].set(xlabel="epoch", ylabel="training loss"); axes[1].set(xlabel="epoch",
 axes[0].legend(); fig.suptitle(f"Small AlexNet and VGG-11 on {DATASET}");
 
 # %% [markdown]
-# At this scale the two are close: compare accuracy per parameter and per FLOP rather than the raw
-# winner, and remember that a 32x32 digit is not what either network was designed for (in smoke mode
-# they see only 400 images for three epochs, so expect far lower accuracy than in the full lesson). VGG
-# spends its compute in many thin 3x3 layers; AlexNet spends its parameters in the fully connected head.
+# Both networks drawn from the modules just trained (`tlcourse.measure.graph.layer_graph` traces them,
+# `tlcourse.measure.diagram.draw_layer_graph` draws a box per layer with its output shape and parameters):
+# compare where each one spends its parameters.
+
+# %%
+from tlcourse.measure.diagram import draw_layer_graph
+from tlcourse.measure.graph import layer_graph
+
+for name, r in side_by_side.items():
+    draw_layer_graph(layer_graph(r["model"], (1, in_channels, 32, 32)), title=f"small {name}, width {WIDTH}", max_rows=11)
+
+# %% [markdown]
+# Read the training table as accuracy per parameter and per FLOP rather than as a raw winner, and remember
+# that a 32x32 digit is not what either network was designed for (in smoke mode they see only 400 images for
+# three epochs, so expect far lower accuracy than in the full lesson). VGG spends its compute in many thin
+# 3x3 layers; AlexNet spends its parameters in the fully connected head (the diagrams' parameter counts).
 #
 # ## The full-size networks, counted
 #
@@ -283,14 +307,21 @@ for r in full_size:
           f"{r['flops'] / 1e9:>8.1f}")
 full = {r["name"]: r for r in full_size}
 
+# %%
+alexnet, vgg16 = full["alexnet"], full["vgg16"]
+display(Markdown(
+    "torchvision's AlexNet, the single-tower variant of Krizhevsky's 2014 *One weird trick* paper (64, 192, 384, "
+    "256 and 256 filters; the 2012 network had 96, 256, 384, 384 and 256, split over two GPUs, and about 60 "
+    f"million parameters), holds {alexnet['parameters'] / 1e6:.1f} million parameters, "
+    f"{alexnet['head_parameters'] / alexnet['parameters']:.0%} of them in its three fully connected layers, but "
+    f"needs only {alexnet['flops'] / 1e9:.1f} GFLOPs (a multiply-add counts as 2). VGG-16 needs "
+    f"{vgg16['flops'] / alexnet['flops']:.0f} times as much computation, {vgg16['flops'] / 1e9:.0f} GFLOPs, "
+    f"with only {1 - vgg16['head_parameters'] / vgg16['parameters']:.0%} of its parameters but almost all of its "
+    "FLOPs in convolutions at high resolution. Parameters and FLOPs are different costs: the first is memory and "
+    "overfitting, the second is time."
+))
+
 # %% [markdown]
-# torchvision's AlexNet, the single-tower variant of Krizhevsky's 2014 *One weird trick* paper (64, 192,
-# 384, 256 and 256 filters; the 2012 network had 96, 256, 384, 384 and 256, split over two GPUs, and about
-# 60 million parameters), holds 61 million parameters, 96% of them in its three fully connected layers,
-# but needs only 1.4 GFLOPs (a multiply-add counts as 2). VGG-16 needs 22 times as much computation, 31 GFLOPs, almost
-# all in its convolutions at high resolution. Parameters and FLOPs are different costs: the first is
-# memory and overfitting, the second is time.
-#
 # ## The road ahead
 #
 # Every architecture in this course, measured the same way by `tlcourse.measure.timeline` from torchvision's
@@ -305,21 +336,36 @@ timeline_seconds = time.perf_counter() - timeline_start
 display(Markdown(format_timeline(timeline)))
 print(f"measured in {timeline_seconds:.1f} s")
 
+# %%
+by_name = {row.name: row for row in timeline}
+googlenet, vgg16_row = by_name["GoogLeNet (Inception v1)"], by_name["VGG-16"]
+deepest_row = max(timeline, key=lambda row: row.depth)
+display(Markdown(
+    f"Read it column by column: depth grows from {by_name['AlexNet'].depth} (AlexNet) to "
+    f"{by_name['ResNet-50'].depth} (ResNet-50) and {deepest_row.depth} ({deepest_row.name}); parameters peak with VGG-16 and then *fall* (GoogLeNet has "
+    f"{vgg16_row.parameters / googlenet.parameters:.0f} times fewer than VGG-16 for a top-1 accuracy of "
+    f"{googlenet.top1:.1f}% against {vgg16_row.top1:.1f}%: lesson 03); FLOPs fall with MobileNet and EfficientNet "
+    "(lesson 05), and rise again with the Vision Transformer (lesson 06)."
+))
+
 # %% [markdown]
-# Read it column by column: depth grows from 8 to 50 and beyond; parameters peak with VGG-16 and then
-# *fall* (GoogLeNet has 20 times fewer than VGG-16 for nearly the same accuracy: lesson 03); FLOPs fall
-# with MobileNet and EfficientNet (lesson 05), and rise again with the Vision Transformer (lesson 06).
-#
 # ## Summary
-#
-# * AlexNet is LeNet scaled up, plus ReLU, dropout, augmentation and GPUs. In our measurement the sigmoid
-#   network did not leave the uniform-guess loss while the ReLU network reached the target loss; tanh kept
-#   up with ReLU on this small problem.
-# * *n* stacked 3x3 convolutions see (2n + 1)x(2n + 1) pixels: three of them match a 7x7 with 27C²
-#   instead of 49C² weights. That is VGG's whole design.
-# * torchvision's single-tower AlexNet has 61,100,840 parameters (96% in the head) and 1.4 GFLOPs; VGG-16 has 138,357,544
-#   and 31 GFLOPs.
-#
+
+# %%
+relu_epochs, sigmoid_epochs = (activation_runs[a]["epochs_to_target"] for a in ("relu", "sigmoid"))
+relu_won = relu_epochs is not None and (sigmoid_epochs is None or relu_epochs < sigmoid_epochs)
+display(Markdown(
+    "* AlexNet is LeNet scaled up, plus ReLU, dropout, augmentation and GPUs. In this run the ReLU network "
+    f"reached the target loss {reached('relu')}, the sigmoid network {reached('sigmoid')} "
+    f"({'ReLU first' if relu_won else 'ReLU was not first'}), and tanh {reached('tanh')}.\n"
+    "* *n* stacked 3x3 convolutions see (2n + 1)x(2n + 1) pixels: three of them match a 7x7 with 27C² instead "
+    "of 49C² weights. That is VGG's whole design.\n"
+    f"* torchvision's single-tower AlexNet has {alexnet['parameters']:,} parameters "
+    f"({alexnet['head_parameters'] / alexnet['parameters']:.0%} in the head) and {alexnet['flops'] / 1e9:.1f} GFLOPs; "
+    f"VGG-16 has {vgg16['parameters']:,} and {vgg16['flops'] / 1e9:.0f} GFLOPs."
+))
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. Train the activation race with plain SGD (`torch.optim.SGD(..., lr=0.01, momentum=0.9)`). Does

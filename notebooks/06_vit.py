@@ -44,6 +44,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
+from IPython.display import Markdown, display
 
 from tlcourse import data
 from tlcourse.core.device import describe_device, get_device, seed_everything
@@ -222,6 +223,18 @@ print(f"CNN / ViT parameters: {parameter_ratio:.2f}")
 print(f"(the paper's ViT-B/16: {count_parameters(vit('vit_b_16')) / 1e6:.1f} M parameters)")
 print(format_trace(trace_shapes(model, (1, channels, height, width))))
 
+# %% [markdown]
+# Drawn from the modules (`tlcourse.measure.graph.layer_graph`, `tlcourse.measure.diagram.draw_layer_graph`): the
+# ViT with each encoder block as one box, then the inside of one block, whose two additions are its residual
+# connections.
+
+# %%
+from tlcourse.measure.diagram import draw_layer_graph
+from tlcourse.measure.graph import layer_graph
+
+draw_layer_graph(layer_graph(model, (1, channels, height, width), leaves=[EncoderBlock]), title="the lesson's ViT")
+draw_layer_graph(layer_graph(model.blocks[0], (1, config.num_patches + 1, config.dim)), title="one EncoderBlock");
+
 
 # %% [markdown]
 # ## The experiment: who needs more data?
@@ -285,19 +298,32 @@ if not cnn_always_wins:
 if not gap_shrinks:
     print("NOT as expected: the gap did not shrink with more data in this run.")
 
+# %%
+train_acc = {(row["model"], row["per_class"]): row["train_acc"] for row in table}
+largest = max(SIZES) * len(bundle.classes)
+vit_fits_worse = all(train_acc["vit", n] < train_acc["cnn", n] for n in SIZES)
+display(Markdown(
+    f"**What the measurement shows.** In this run ({DATASET}, {STEPS} steps per model, {device.type}) the CNN "
+    + ("wins at every size" if cnn_always_wins else "does **not** win at every size")
+    + " (test accuracy "
+    + ", ".join(f"CNN {accuracy['cnn', n]:.3f} / ViT {accuracy['vit', n]:.3f} at {n} images per class" for n in SIZES)
+    + f", on {test_images:,} test images)"
+    + (", and by the widest margin when there are few images" if cnn_always_wins and gaps[0] == max(gaps) else "")
+    + ": its convolutions already know that a stroke is a stroke wherever it is, while the ViT has to discover, "
+    "from the data, that neighbouring patches matter and that the same pattern means the same thing at every "
+    "position. "
+    + ("The ViT also **fits its own training set less well** in the same number of steps (train accuracy "
+       + ", ".join(f"{train_acc['vit', n]:.3f} against {train_acc['cnn', n]:.3f}" for n in SIZES)
+       + "): part of its handicap at this budget is optimisation, not only generalisation. "
+       if vit_fits_worse else "")
+    + f"The gap {'shrinks' if gap_shrinks else 'does not shrink'} as the set grows ("
+    + ", then ".join(f"{100 * g:.0f}" for g in gaps)
+    + f" points), and at {largest:,} images it is {'still large' if gaps[-1] > 0.1 else 'small'}. Our largest set is "
+    f"{14e6 / largest:,.0f} times smaller than ImageNet-21k's 14 million images, on which (with JFT-300M) ViT "
+    "caught up with CNNs, so this experiment shows the *beginning* of the curve, not the crossover."
+))
+
 # %% [markdown]
-# **What the measurement shows.** On the offline `mnist5k` run (400 steps per model, CPU), the CNN wins
-# at every size (test accuracy CNN 0.956 / ViT 0.543 at 20 images per class, 0.976 / 0.730 at 100,
-# 0.985 / 0.794 at 350), and by a wide margin when there are few images: its convolutions already know that
-# a stroke is a stroke wherever it is, while the ViT has to discover, from the data, that neighbouring
-# patches matter and that the same pattern means the same thing at every position. The ViT also
-# **fits its own training set less well** in the same number of steps (compare the train accuracies):
-# part of its handicap at this budget is optimisation, not only generalisation. The gap shrinks as the
-# set grows (41, then 25, then 19 points), but at 3,500 images it is still large. Our largest set is 1,000 times smaller than the
-# datasets on which ViT caught up with CNNs, so this experiment shows the *beginning* of the curve,
-# not the crossover; read the printed table of your run, and the two lines above it, rather than this
-# paragraph if your numbers differ.
-#
 # ## What does the class token look at?
 #
 # Row 0 of each attention matrix is the class token's query against every key: dropping its weight on
@@ -359,14 +385,20 @@ neighbour_similarity = float(similarity[torch.from_numpy(distance == 1)].mean())
 far_similarity = float(similarity[torch.from_numpy(distance >= G)].mean())
 print(f"mean similarity: grid neighbours {neighbour_similarity:.3f}, positions {G}+ steps apart {far_similarity:.3f}")
 
+# %%
+learned_layout = neighbour_similarity > far_similarity + 0.1
+display(Markdown(
+    "If the neighbours' similarity is clearly above that of distant positions, the model has learned a sense "
+    "of 2-D layout from scratch, something a convolution has by construction. In this run "
+    f"({largest:,} images, {STEPS} steps) the mean similarity is **{neighbour_similarity:.2f}** between grid "
+    f"neighbours against **{far_similarity:.2f}** between positions {G} or more steps apart: "
+    + ("it has learned the layout. In the maps the brightest cells sit next to the chosen position, and the "
+       "border positions (always blank on a digit) resemble each other."
+       if learned_layout else
+       "little of the layout yet (fewer images or steps leave the structure weak).")
+))
+
 # %% [markdown]
-# If the neighbours' similarity is clearly above that of distant positions, the model has learned
-# a sense of 2-D layout from scratch, something a convolution has by construction. In the offline full run
-# (3,500 digits, 400 steps) it did: mean similarity 0.41 between grid neighbours against 0.05 between
-# positions 7 or more steps apart. In the maps the effect is visible but noisy: the brightest cells sit
-# next to the chosen position, and the border positions (always blank on a digit) resemble each other.
-# With the smoke run's few steps the structure is much weaker: read the two numbers of your run.
-#
 # ## Summary
 #
 # * ViT turns an image into *N = (H/P)(W/P)* patch tokens with one linear map (a strided convolution),
