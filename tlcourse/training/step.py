@@ -67,9 +67,17 @@ class Precision:
 
 
 def class_index(targets: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor:
-    """Integer class targets; one-hot or soft (N x C float) targets become their argmax."""
+    """Integer class targets; one-hot or soft (N x C float) targets become their argmax.
+
+    Distillation targets (N x (1 + C) float: the label, then the teacher's logits, see
+    :func:`tlcourse.training.distill.pack_targets`) give their label, or the teacher's argmax where
+    the label is -1 (an image without one).
+    """
     if targets.is_floating_point() and targets.shape == outputs.shape:
         return targets.argmax(1)
+    if targets.is_floating_point() and targets.dim() == 2 and targets.shape[1] == outputs.shape[1] + 1:
+        labels = targets[:, 0].long()
+        return torch.where(labels >= 0, labels, targets[:, 1:].argmax(1))
     return targets
 
 
@@ -101,6 +109,11 @@ class TrainStep:
         with self.precision.autocast():
             outputs = self.model(inputs)
             loss = self.loss_fn(outputs, targets)
+        self.update(loss)
+        return outputs, targets, loss.detach()
+
+    def update(self, loss: torch.Tensor) -> None:
+        """Backward ``loss`` (scaled for fp16), clip, step the optimizer (steps that compute their own loss reuse it)."""
         if self.scaler is None:
             loss.backward()
             self._clip()
@@ -112,7 +125,6 @@ class TrainStep:
             self._clip()
             self.scaler.step(self.optimizer)
             self.scaler.update()
-        return outputs, targets, loss.detach()
 
     def _clip(self) -> None:
         if self.grad_clip is not None:
