@@ -522,7 +522,7 @@ display(Markdown(f"BERT-base from its configuration: {bert_total:,} parameters "
 # ## Summary
 #
 # * A detector or segmenter keeps a classifier's stages and drops its pooling and classifier. Its neck
-#   (a feature pyramid: lateral 1x1 convolutions and a top-down path over strides 8, 16, 32, or SSD's extra
+#   (a feature pyramid: lateral 1x1 convolutions and a top-down path over strides 4 to 32, or SSD's extra
 #   layers) and its heads (proposals, boxes, masks, or one dense head) are new and learn on the target task.
 # * Counted on the `meta` device, the pretrained backbone is only part of the detector, and in FLOPs the
 #   heads can dominate (the table above).

@@ -72,7 +72,7 @@ def test_smoke_run_distils_quantises_and_measures(smoke_lesson: LessonRunner) ->
         source = "teacher" if name.startswith("teacher") else "student_distilled"
         assert abs(edge[name]["test_acc"] - edge[source]["test_acc"]) < 0.03, name
         assert edge[name]["agreement_with_float"] > 0.95, name
-        assert edge[name]["parameters"] == edge[source]["parameters"]
+        assert edge[name]["bytes"] < edge[source]["bytes"] / 1.5, name  # int8 weights on disk
     assert edge["student_distilled"]["bytes"] * 5 < edge["teacher"]["bytes"]
     # latency: only loose ratios (a loaded 2-core machine); the teacher does ~30x the student's FLOPs
     assert edge["teacher"]["mflops"] > 10 * edge["student_distilled"]["mflops"]

@@ -72,7 +72,8 @@ def test_smoke_run_splits_the_detectors_and_measures_the_arms(smoke_lesson: Less
     pretrained = (arms["pretrained, frozen"]["mean_iou"] + arms["pretrained, fine-tuned"]["mean_iou"]) / 2
     random = (arms["random, frozen"]["mean_iou"] + arms["random, fine-tuned"]["mean_iou"]) / 2
     assert pretrained > random + 0.015, (pretrained, random)
-    assert r["gain_frozen"] + r["gain_fine_tuned"] == pytest.approx(2 * (pretrained - random))
+    # the summary's claim holds for each pair on its own: frozen and fine-tuned (smoke: +0.011..+0.035, +0.023..+0.053)
+    assert r["gain_frozen"] > 0 and r["gain_fine_tuned"] > 0, (r["gain_frozen"], r["gain_fine_tuned"])
     # "the background class scores well for every arm" (smoke: arm means 0.92-0.97; full mode above 0.99)
     for arm, a in arms.items():
         assert sum(run["iou"][0] for run in a["runs"]) / len(a["runs"]) > 0.8, arm

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 from sklearn.model_selection import RepeatedStratifiedKFold
@@ -34,14 +35,20 @@ class CrossValResult:
 
     @property
     def mean(self) -> float:
+        """The out-of-fold accuracy averaged over the repeats."""
         return sum(self.repeat_accuracies) / len(self.repeat_accuracies)
 
     @property
     def interval(self) -> tuple[float, float]:
-        """Wilson 95% interval of the mean accuracy on ``images`` images (the sampling error of the images)."""
+        """Wilson 95% interval of the mean accuracy on ``images`` images.
+
+        It measures the sampling error of the images (which photos were collected), not the variation between
+        training runs; :attr:`repeat_accuracies` shows that one.
+        """
         return wilson_interval(round(self.mean * self.images), self.images)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, object]:
+        """Plain fields plus ``mean``, ``ci_low`` and ``ci_high``, for a lesson's results JSON."""
         low, high = self.interval
         return {**asdict(self), "mean": self.mean, "ci_low": low, "ci_high": high}
 
@@ -59,7 +66,7 @@ def cross_validate_head(
     repeats: int = 3,
     seed: int = 0,
     prepare: Prepare | None = None,
-    **head_options,
+    **head_options: Any,
 ) -> CrossValResult:
     """Repeated stratified k-fold accuracy of :func:`~tlcourse.transfer.train_head` on ``features``.
 

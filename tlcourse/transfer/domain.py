@@ -74,16 +74,18 @@ def adapt_bn(model: nn.Module, images: torch.Tensor, *, batch_size: int = 256, d
     dev = get_device(device)
     model.to(dev)
     momenta = [bn.momentum for bn in norms]
-    with preserved_modes(model), torch.no_grad():
-        model.eval()
-        for bn in norms:
-            bn.reset_running_stats()
-            bn.momentum = None  # cumulative moving average: the mean over every batch seen
-            bn.train()
-        for start in range(0, len(images), batch_size):
-            model(images[start : start + batch_size].to(dev))
-    for bn, momentum in zip(norms, momenta):
-        bn.momentum = momentum
+    try:
+        with preserved_modes(model), torch.no_grad():
+            model.eval()
+            for bn in norms:
+                bn.reset_running_stats()
+                bn.momentum = None  # cumulative moving average: the mean over every batch seen
+                bn.train()
+            for start in range(0, len(images), batch_size):
+                model(images[start : start + batch_size].to(dev))
+    finally:
+        for bn, momentum in zip(norms, momenta):
+            bn.momentum = momentum
     return model
 
 
@@ -326,7 +328,7 @@ def fit_domain(
             model.train()
             align.train()
             sums = torch.zeros(3, device=precision.device)  # loss * n, correct, alignment * n
-            n_seen = 0
+            n_seen = images_seen = 0
             start = time.perf_counter()
             for source_batch, target_batch in _pairs(source_loader, target_loader):
                 align.progress = done / steps
@@ -336,6 +338,7 @@ def fit_domain(
                 done += 1
                 n = len(labels)
                 n_seen += n
+                images_seen += n + len(target_batch[0])
                 correct = (outputs.argmax(1) == labels).sum()
                 sums += torch.stack([loss.float() * n, correct.float(), align_loss.float() * n])
             train_seconds = time.perf_counter() - start
@@ -344,7 +347,7 @@ def fit_domain(
             history.records.append(EpochRecord(
                 epoch=epoch, train_loss=total_loss / n_seen, train_acc=total_correct / n_seen,
                 val_loss=val.loss if val else None, val_acc=val.accuracy if val else None, lr=float(lr_used),
-                seconds=time.perf_counter() - start, images_per_sec=2 * n_seen / max(train_seconds, 1e-9),
+                seconds=time.perf_counter() - start, images_per_sec=images_seen / max(train_seconds, 1e-9),
                 peak_gpu_mem_mb=peak_memory_mb(precision.device),
             ))  # fmt: skip
             history.alignment_loss.append(total_align / n_seen)
