@@ -338,6 +338,8 @@ display(Markdown(markdown_table(
     align="lrrrlr",
 )))
 print(format_trace(trace_shapes(FactorizedInception(192, spec, kernel_size=3, asymmetric=True), x, depth=2)))
+draw_layer_graph(layer_graph(FactorizedInception(192, spec, kernel_size=3, asymmetric=True), x),
+                 title="Inception v3 module (figure 6): every 3x3 as 1x3 + 3x1")
 
 # %%
 fig5 = module_rows["figure 5: 5x5 -> two 3x3"]
@@ -505,6 +507,8 @@ display(Markdown(
     f"classifier) has {xception['torchvision_inception_v3_parameters'] / 1e6:.1f} million parameters and "
     f"{xception['torchvision_inception_v3_flops'] / 1e9:.1f} GFLOPs at 299x299, counted on the meta device."
 ))
+draw_layer_graph(layer_graph(XceptionBlock(728), xception_shape),
+                 title="one block of Xception's middle flow: three separable 3x3 convolutions and a residual");
 
 # %% [markdown]
 # Chollet built Xception as a linear stack of 36 such separable convolutions with residual connections, at

@@ -263,6 +263,18 @@ display(Markdown(
 ))
 
 # %% [markdown]
+# The whole network, `mobilenet_v1(0.25)`, drawn from its modules (`tlcourse.measure.graph.layer_graph`,
+# `tlcourse.measure.diagram.draw_layer_graph`), one box per depthwise separable layer: a plain stack, no
+# branches and no skips, the channels growing while the map shrinks.
+
+# %%
+from tlcourse.measure.diagram import draw_layer_graph
+from tlcourse.measure.graph import layer_graph
+
+draw_layer_graph(layer_graph(mobilenet_v1(0.25), (1, 3, 224, 224), leaves=[DepthwiseSeparableConv]),
+                 title="MobileNet v1 (α = 0.25), layer by layer", max_rows=10);
+
+# %% [markdown]
 # ## 2. The inverted residual block (MBConv)
 #
 # ResNet's bottleneck (lesson 04) goes *wide → narrow → wide*: a 1x1 convolution squeezes the channels, a
@@ -295,9 +307,6 @@ print(format_trace(trace_shapes(keep, (1, 24, 56, 56))))
 # ends; the strided block has none.
 
 # %%
-from tlcourse.measure.diagram import draw_layer_graph
-from tlcourse.measure.graph import layer_graph
-
 draw_layer_graph(layer_graph(keep, (1, 24, 56, 56)), title="MBConv(24 -> 24), squeeze-excite, skip")
 draw_layer_graph(layer_graph(down, (1, 16, 112, 112)), title="MBConv(16 -> 24, stride 2), no skip");
 
@@ -351,6 +360,7 @@ v3_rows = {name: {"flops": count_flops(m, v3_shape), "parameters": count_paramet
 v3_rows["torchvision mobilenet_v3_large.features[12]"] = {"flops": count_flops(tv_block, v3_shape),
                                                           "parameters": count_parameters(tv_block)}
 print(format_trace(trace_shapes(v3_block, v3_shape, depth=2)))
+draw_layer_graph(layer_graph(v3_block, v3_shape), title="MobileNetV3Block 112 -> 672 -> 112: h-swish, squeeze-and-excitation")
 for name, r in v3_rows.items():
     print(f"{name:<44}{r['flops'] / 1e6:8.1f} MFLOPs{r['parameters']:>10,} parameters")
 se_params = v3_rows["MobileNetV3Block (h-swish, SE)"]["parameters"] - v3_rows["the same without SE"]["parameters"]

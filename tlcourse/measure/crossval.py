@@ -6,16 +6,19 @@ trains in a second, so we can afford to pool the training and validation images,
 stratified folds ``repeats`` times (scikit-learn's ``RepeatedStratifiedKFold``), train a fresh head on each
 training part and test it on the held-out fold. Every image is tested exactly once per repeat, by a head
 that never saw it.
+
+:func:`label_budget_curve` asks the transfer question on the same features: how accurate is a head trained on
+only ``n`` labelled examples (stratified, several draws), tested on all the others?
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
-from sklearn.model_selection import RepeatedStratifiedKFold
+from sklearn.model_selection import RepeatedStratifiedKFold, StratifiedShuffleSplit
 
 from tlcourse.measure.metrics import wilson_interval
 from tlcourse.transfer.features import Features, train_head
@@ -88,3 +91,35 @@ def cross_validate_head(
         fold_accuracies.append(hits / len(test))
     total = len(features)
     return CrossValResult([float(c) / total for c in correct], fold_accuracies, total, folds, repeats)
+
+
+def label_budget_curve(
+    features: Features,
+    num_classes: int,
+    budgets: Sequence[int],
+    *,
+    seeds: Sequence[int] = (0, 1, 2),
+    **head_options: Any,
+) -> dict[int, list[float]]:
+    """For each budget ``n``: the test accuracy of a head trained on ``n`` stratified examples, one per seed.
+
+    Each seed draws its own ``n`` training rows (scikit-learn's ``StratifiedShuffleSplit``, so both classes keep
+    their share) and tests on every other row; ``head_options`` go to :func:`~tlcourse.transfer.train_head`.
+    """
+    targets = features.targets.numpy()
+    curve: dict[int, list[float]] = {}
+    for budget in budgets:
+        if not num_classes <= budget <= len(features) - num_classes:  # at least one row of each class on each side
+            raise ValueError(
+                f"a budget must be between {num_classes} and {len(features) - num_classes} examples, not {budget}"
+            )
+        accuracies = []
+        for seed in seeds:
+            split = StratifiedShuffleSplit(n_splits=1, train_size=budget, random_state=seed)
+            train_rows, test_rows = next(split.split(targets, targets))
+            train, test = features.subset(train_rows), features.subset(test_rows)
+            head, _ = train_head(train, None, num_classes, seed=seed, device="cpu", **head_options)
+            with torch.no_grad():
+                accuracies.append(float((head(test.features).argmax(1) == test.targets).float().mean()))
+        curve[budget] = accuracies
+    return curve
