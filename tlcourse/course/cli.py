@@ -11,10 +11,10 @@ from pathlib import Path
 import tlcourse
 
 
-def _doctor(_: argparse.Namespace) -> int:
+def _doctor(args: argparse.Namespace) -> int:
     from tlcourse.course import doctor
 
-    return doctor.main()
+    return doctor.main(freeze=args.freeze)
 
 
 def _download(args: argparse.Namespace) -> int:
@@ -179,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     doctor = sub.add_parser("doctor", help="check the install: versions, device, data, weights, kernel")
+    doctor.add_argument("--freeze", action="store_true",
+                        help="print this environment's versions as a constraints file (how constraints.txt is made)")
     doctor.set_defaults(handler=_doctor)
 
     download = sub.add_parser("download", help="prefetch datasets for offline use (all downloadable ones by default)")

