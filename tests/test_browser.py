@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -19,10 +20,14 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nbformat
 import pytest
 from conftest import IN_CI, REPO
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ASSIGNMENT = "a02_conv_arithmetic"
@@ -63,6 +68,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     parameters.source = parameters.source.replace("SMOKE = False", "SMOKE = True")
     nbformat.write(lesson, root / f"{LESSON}.ipynb")
     shutil.copytree(REPO / "solutions" / ASSIGNMENT, root / ASSIGNMENT)
+    broken = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1"),
+                                             nbformat.v4.new_code_cell("raise ValueError('boom')")])  # fmt: skip
+    broken.metadata["kernelspec"] = lesson.metadata["kernelspec"]
+    nbformat.write(broken, root / "broken.ipynb")
     settings = root / ".settings" / "@jupyterlab" / "notebook-extension"
     settings.mkdir(parents=True)
     # every cell in the page (no virtual scrolling), so that the test sees all outputs
@@ -72,52 +81,67 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     (news / "notification.jupyterlab-settings").write_text('{"fetchNews": "false", "checkForUpdates": false}')
     port, token = _free_port(), secrets.token_hex(16)
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # the kernel's inline backend draws figures
+    for variable, folder in (("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_DATA_DIR", "data"), ("IPYTHONDIR", "ipython")):
+        env[variable] = str(root / ".home" / folder)  # the user's own Jupyter settings and kernels stay out
     log = (root / "jupyterlab.log").open("w")
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
-         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
-         f"--LabApp.user_settings_dir={root / '.settings'}", f"--LabApp.workspaces_dir={root / '.workspaces'}"],
-        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
+         "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+         "--LabApp.expose_app_in_browser=True", f"--LabApp.user_settings_dir={root / '.settings'}",
+         f"--LabApp.workspaces_dir={root / '.workspaces'}"],
+        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(120):
+        deadline = time.monotonic() + 90
+        while True:
             try:
                 urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2)
                 break
             except OSError:
                 if server.poll() is not None:
                     pytest.fail(f"JupyterLab exited: see {root / 'jupyterlab.log'}")
+                if time.monotonic() > deadline:
+                    pytest.fail(f"JupyterLab did not answer within 90 s: see {root / 'jupyterlab.log'}")
                 time.sleep(0.5)
-        else:
-            pytest.fail(f"JupyterLab did not answer within a minute: see {root / 'jupyterlab.log'}")
-        yield f"{url}/lab/tree/{{path}}?token={token}"
+        # each test opens its page in its own, fresh workspace (no state restored from another test)
+        yield f"{url}/lab/workspaces/{{workspace}}/tree/{{path}}?reset&token={token}"
     finally:
-        server.terminate()
+        os.killpg(server.pid, signal.SIGTERM)  # the server and the kernels it started
         try:
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            server.kill()
+            os.killpg(server.pid, signal.SIGKILL)
         log.close()
 
 
 @pytest.fixture(scope="module")
-def browser(lab: str):
+def browser(lab: str) -> Iterator[Browser]:
+    """Debian's chromium, headless, driven by Playwright (never a downloaded browser)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], headless=True)
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"],
+                                     headless=True)  # fmt: skip
         yield chromium
         chromium.close()
 
 
 @contextmanager
-def _screenshot_on_failure(page, path: Path) -> Iterator[None]:
+def _page(browser: Browser, screenshot: Path) -> Iterator[Page]:
+    """A new page; on a failure a full-page screenshot is saved to ``screenshot`` and named in the message."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
-        yield
-    except BaseException as error:
-        page.screenshot(path=str(path), full_page=True)
-        raise AssertionError(f"{error}\nscreenshot of the page: {path}") from error
+        yield page
+    except Exception as error:
+        try:
+            page.screenshot(path=str(screenshot), full_page=True)
+            where = f"screenshot of the page: {screenshot}"
+        except Exception as screenshot_error:  # keep the test's own error visible
+            where = f"(no screenshot: {screenshot_error})"
+        raise AssertionError(f"{error}\n{where}") from error
+    finally:
+        page.close()
 
 
 KERNEL_IDLE = """() => {
@@ -127,45 +151,62 @@ KERNEL_IDLE = """() => {
 }"""
 RUN_FINISHED = """() => {
   const panel = window.jupyterapp.shell.currentWidget;
-  if (document.querySelector('[data-mime-type="application/vnd.jupyter.error"]')) return 'error';
   const cells = panel.content.model.cells;
   let code = 0, done = 0;
   for (let i = 0; i < cells.length; i++) {
     const cell = cells.get(i);
-    if (cell.type === 'code') { code++; if (cell.executionCount) done++; }
+    if (cell.type !== 'code') continue;
+    code++;
+    if (cell.executionCount) done++;
+    for (let j = 0; j < cell.outputs.length; j++) {
+      const output = cell.outputs.get(j).toJSON();
+      if (output.output_type === 'error') return `error in cell ${i}: ${output.ename}: ${output.evalue}`;
+    }
   }
   return code > 0 && done === code && panel.sessionContext.session.kernel.status === 'idle' ? 'done' : false;
 }"""
+IMAGES_LOADED = """() => {
+  const images = [...document.querySelectorAll('.jp-RenderedImage img')];
+  return images.length > 0 && images.every(image => image.complete && image.naturalWidth > 0) ? images.length : false;
+}"""
 
 
-def test_lesson_00_runs_all_in_jupyterlab_with_figures_and_progress_widgets(lab: str, browser, tmp_path: Path) -> None:
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    with _screenshot_on_failure(page, tmp_path / "lesson_00.png"):
-        page.goto(lab.format(path=f"{LESSON}.ipynb"))
+@pytest.mark.timeout(600)
+def test_lesson_00_runs_all_in_jupyterlab_with_figures_and_progress_widgets(lab: str, browser: Browser,
+                                                                            tmp_path: Path) -> None:  # fmt: skip
+    with _page(browser, tmp_path / "lesson_00.png") as page:
+        page.goto(lab.format(workspace="lesson", path=f"{LESSON}.ipynb"))
         page.wait_for_function(KERNEL_IDLE, timeout=120_000)
         start = time.perf_counter()
-        page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        # start Run All without waiting for it in evaluate() (which has no timeout); poll the model instead
+        page.evaluate("() => { void window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
         outcome = page.wait_for_function(RUN_FINISHED, timeout=300_000, polling=1000).json_value()
         seconds = time.perf_counter() - start
-        errors = page.locator('[data-mime-type="application/vnd.jupyter.error"]')
-        assert outcome == "done" and errors.count() == 0, errors.all_inner_texts()[:1]
-        images = page.locator(".jp-RenderedImage img")
-        assert images.count() >= 2, images.count()
-        unloaded = page.evaluate(
-            "() => [...document.querySelectorAll('.jp-RenderedImage img')].filter(i => !(i.complete && i.naturalWidth > 0)).length"
-        )
-        assert unloaded == 0, f"{unloaded} figure(s) did not load"
+        assert outcome == "done", outcome
+        figures = page.wait_for_function(IMAGES_LOADED, timeout=30_000).json_value()
+        assert figures >= 2, figures
         bars = page.locator(".jp-OutputArea-output .widget-hprogress")  # ipywidgets' horizontal progress bar
         assert bars.count() >= 1, "no tqdm progress bar rendered as a widget"
         assert page.locator(".jp-OutputArea-output.jp-RenderedMarkdown").count() >= 1  # rendered prose of the run
-        print(f"lesson 00 (smoke) ran in the browser in {seconds:.1f} s: {images.count()} figures, {bars.count()} bars")
+        print(f"lesson 00 (smoke) ran in the browser in {seconds:.1f} s: {figures} figures, {bars.count()} bars")
 
 
-def test_validate_button_reports_success_on_the_solution(lab: str, browser, tmp_path: Path) -> None:
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    with _screenshot_on_failure(page, tmp_path / "validate.png"):
-        page.goto(lab.format(path=f"{ASSIGNMENT}/{ASSIGNMENT}.ipynb"))
-        button = page.locator(".validate-button").first
+@pytest.mark.timeout(300)
+def test_an_error_in_a_cell_is_reported_with_its_cell(lab: str, browser: Browser, tmp_path: Path) -> None:
+    """The check the lesson test relies on, shown to fail: a cell that raises is found, with its message."""
+    with _page(browser, tmp_path / "broken.png") as page:
+        page.goto(lab.format(workspace="broken", path="broken.ipynb"))
+        page.wait_for_function(KERNEL_IDLE, timeout=120_000)
+        page.evaluate("() => { void window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+        outcome = page.wait_for_function(RUN_FINISHED, timeout=120_000, polling=500).json_value()
+        assert outcome == "error in cell 1: ValueError: boom", outcome
+
+
+@pytest.mark.timeout(600)
+def test_validate_button_reports_success_on_the_solution(lab: str, browser: Browser, tmp_path: Path) -> None:
+    with _page(browser, tmp_path / "validate.png") as page:
+        page.goto(lab.format(workspace="validate", path=f"{ASSIGNMENT}/{ASSIGNMENT}.ipynb"))
+        button = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .validate-button")  # the open notebook's
         button.wait_for(timeout=120_000)
         assert "Validate" in button.inner_text()
         page.wait_for_function(KERNEL_IDLE, timeout=120_000)

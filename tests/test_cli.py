@@ -61,14 +61,16 @@ def test_doctor_warns_with_the_fix_when_the_text_encoder_is_missing(
 
 
 def test_freeze_leaves_machine_builds_to_pip_and_reads_back(tmp_path: Path) -> None:
-    from tlcourse.course.versions import freeze, read_constraints, version_differences
+    from tlcourse.course.versions import constraints_python, freeze, read_constraints, version_differences
 
-    text = freeze({"torch": "2.14.1+cu130", "nvidia-cudnn-cu13": "9.1", "triton": "3.5", "nbgrader": "0.9.6",
-                   "foo-bar": "1.0"})  # fmt: skip
-    assert "torch==" not in text and "nvidia" not in text and "triton" not in text
+    text = freeze({"torch": "2.14.1+cu130", "nvidia-cudnn-cu13": "9.1", "cuda-toolkit": "13.0.3", "triton": "3.5",
+                   "pip": "26.3", "setuptools": "84", "nbgrader": "0.9.6", "foo-bar": "1.0"}, python="3.11")  # fmt: skip
+    for left_to_pip in ("torch==", "nvidia", "cuda-", "triton", "pip==", "setuptools=="):
+        assert left_to_pip not in text, left_to_pip
     (tmp_path / "constraints.txt").write_text(text + "Baz_Qux == 2.0  # a comment\n")
     pins = read_constraints(tmp_path / "constraints.txt")
     assert pins == {"nbgrader": "0.9.6", "foo-bar": "1.0", "baz-qux": "2.0"}
+    assert constraints_python(tmp_path / "constraints.txt") == "3.11"
     differ = version_differences(pins, {"nbgrader": "0.9.7", "foo-bar": "1.0"})
     assert [str(d) for d in differ] == ["nbgrader 0.9.7 (tested 0.9.6)"]  # baz-qux is not installed: not listed
 
@@ -79,13 +81,19 @@ def test_doctor_warns_where_versions_differ_from_the_tested_ones(
     from tlcourse.course import versions
 
     constraints = tmp_path / "constraints.txt"
-    constraints.write_text("nbgrader==0.0.1\nno-such-package-tlcourse==1.0\n")
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    constraints.write_text(f"# python {here}\nnbgrader==0.0.1\nno-such-package-tlcourse==1.0\n")
     monkeypatch.setattr(versions, "CONSTRAINTS_FILE", constraints)
     main(["doctor"])
     out = capsys.readouterr().out
     line = next(line for line in out.splitlines() if "tested versions" in line)
     assert "[warn]" in line and "nbgrader" in line and "(tested 0.0.1)" in line and "1 of its packages are not installed" in line
     assert 'pip install -c constraints.txt -e ".[test]"' in out
+    # made with another Python: the pins may not install, and doctor says so first
+    constraints.write_text("# python 2.7\nnbgrader==0.0.1\n")
+    main(["doctor"])
+    line = next(line for line in capsys.readouterr().out.splitlines() if "tested versions" in line)
+    assert "[warn]" in line and "made with Python 2.7" in line
 
 
 def test_doctor_freeze_prints_this_environment() -> None:

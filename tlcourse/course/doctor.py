@@ -121,9 +121,13 @@ def check_text_encoder() -> Check:
 def check_tested_versions() -> Check:
     from tlcourse.course import versions
 
-    if not versions.CONSTRAINTS_FILE.is_file():
+    if not versions.CONSTRAINTS_FILE.is_file():  # an install from a wheel, not a clone
         return Check("tested versions", OK, "no constraints.txt here (not a clone of the repository): nothing to compare")
     pins, installed = versions.read_constraints(), versions.installed_versions()
+    python, here = versions.constraints_python(), f"{sys.version_info.major}.{sys.version_info.minor}"
+    if python is not None and python != here:
+        return Check("tested versions", WARN, f"constraints.txt was made with Python {python}, this is {here}: "
+                                              f"its pins may not install here", f"use Python {python} for the tested set")
     differ = versions.version_differences(pins, installed)
     missing = sum(name not in installed for name in pins)
     not_installed = f"; {missing} of its packages are not installed (e.g. the test extra)" if missing else ""
@@ -149,14 +153,23 @@ def check_nbgrader_extensions() -> Check:
     from jupyter_core.paths import jupyter_config_path, jupyter_path
     from jupyter_server.extension.config import ExtensionConfigManager
 
-    server = ExtensionConfigManager(read_config_path=jupyter_config_path()).get_jpserver_extensions()
+    try:
+        server = ExtensionConfigManager(read_config_path=jupyter_config_path()).get_jpserver_extensions()
+        lab = any((Path(d) / "@jupyter" / "nbgrader" / "package.json").is_file() for d in jupyter_path("labextensions"))
+        disabled = nbgrader_lab_plugins_disabled()
+    except Exception as error:  # e.g. a malformed JSON file in ~/.jupyter: report it, students can still work
+        return Check("nbgrader extensions", WARN, f"could not read Jupyter's configuration: {type(error).__name__}: {error}")
+    everything = server.get("nbgrader", False)  # `jupyter server extension enable nbgrader` enables all of them
     enabled = sorted(name.rsplit(".", 1)[-1] for name, on in server.items() if on and name.startswith("nbgrader."))
-    lab = any((Path(d) / "@jupyter" / "nbgrader" / "package.json").is_file() for d in jupyter_path("labextensions"))
     fix = "pip install --force-reinstall nbgrader (its install enables the extensions)"
-    if not enabled or not lab:
-        missing = "no server extension enabled" if not enabled else "the JupyterLab extension @jupyter/nbgrader is missing"
-        return Check("nbgrader extensions", WARN, f"{missing}: no Validate button or assignment list in JupyterLab", fix)
-    disabled = nbgrader_lab_plugins_disabled()
+    if not (everything or "validate_assignment" in enabled) or not lab:
+        missing = ("the JupyterLab extension @jupyter/nbgrader is missing" if not lab
+                   else "the validate_assignment server extension is not enabled")  # fmt: skip
+        return Check("nbgrader extensions", WARN, f"{missing}: no working Validate button in JupyterLab", fix)
+    if any("validate" in name for name in disabled):
+        return Check("nbgrader extensions", WARN, f"JupyterLab plugins disabled here: {', '.join(disabled)}: no Validate "
+                                                  f"button", "remove them from disabledExtensions in page_config.json")
+    enabled = ["all (nbgrader)"] if everything else enabled
     lab_text = f"JupyterLab plugins disabled here: {', '.join(disabled)}" if disabled else "all its JupyterLab plugins on"
     return Check("nbgrader extensions", OK, f"server: {', '.join(enabled)} enabled; {lab_text}")
 

@@ -1,7 +1,8 @@
 """The versions CI passed with (``constraints.txt``), and where this install differs from them.
 
 ``constraints.txt`` at the repository root pins every package of a passing CI environment except the ones
-built for the machine (torch, torchvision, triton, NVIDIA's CUDA wheels: pip picks those, see README).
+built for the machine (torch, torchvision, triton, the CUDA wheels: pip picks those, see README) and pip's own
+tools. Its header names the Python version it was made with: the pins may need that version.
 ``tlcourse doctor --freeze`` prints the same list for the current environment, which is how the file is
 made; ``tlcourse doctor`` reports the packages whose installed version differs from it.
 """
@@ -10,12 +11,14 @@ from __future__ import annotations
 
 import importlib.metadata
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
     "CONSTRAINTS_FILE",
     "VersionDifference",
+    "constraints_python",
     "freeze",
     "installed_versions",
     "is_machine_specific",
@@ -25,7 +28,9 @@ __all__ = [
 
 CONSTRAINTS_FILE = Path(__file__).resolve().parents[2] / "constraints.txt"  # in a clone: the repository root
 _MACHINE_SPECIFIC = ("torch", "torchvision", "triton")
+_INSTALLERS = ("pip", "setuptools", "wheel")  # upgraded by every fresh install: not part of the tested set
 _LINE = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([^\s;#]+)")
+_PYTHON_LINE = re.compile(r"^#\s*python\s+(\d+\.\d+)", re.IGNORECASE)
 
 
 def _normalise(name: str) -> str:
@@ -33,9 +38,9 @@ def _normalise(name: str) -> str:
 
 
 def is_machine_specific(name: str) -> bool:
-    """Packages whose build depends on the machine (CUDA or not), left to pip: torch, torchvision, nvidia-*..."""
+    """Packages whose build depends on the machine (CUDA or not), left to pip: torch, torchvision, nvidia-*, cuda-*..."""
     name = _normalise(name)
-    return name in _MACHINE_SPECIFIC or name.startswith("nvidia-")
+    return name in _MACHINE_SPECIFIC or name.startswith(("nvidia-", "cuda-"))
 
 
 def installed_versions() -> dict[str, str]:
@@ -48,14 +53,26 @@ def installed_versions() -> dict[str, str]:
     return found
 
 
-def freeze(installed: dict[str, str] | None = None) -> str:
+def freeze(installed: dict[str, str] | None = None, python: str | None = None) -> str:
     """The text of a ``constraints.txt`` for this environment: ``name==version`` lines, sorted, machine-specific
-    packages left out."""
+    packages and pip's tools left out, and a header naming ``python`` (default: this interpreter's X.Y)."""
     installed = installed_versions() if installed is None else installed
-    lines = [f"{name}=={version}" for name, version in sorted(installed.items()) if not is_machine_specific(name)]
+    python = python or f"{sys.version_info.major}.{sys.version_info.minor}"
+    lines = [f"{name}=={version}" for name, version in sorted(installed.items())
+             if not is_machine_specific(name) and name not in _INSTALLERS]  # fmt: skip
     header = ("# Versions a passing CI run installed (tlcourse doctor --freeze). torch, torchvision and the CUDA\n"
-              "# wheels are left to pip. Reproduce with: pip install -c constraints.txt -e \".[test]\"\n")  # fmt: skip
+              "# wheels are left to pip. Reproduce with: pip install -c constraints.txt -e \".[test]\"\n"
+              f"# python {python} (the pins may need this Python version)\n")  # fmt: skip
     return header + "\n".join(lines) + "\n"
+
+
+def constraints_python(path: str | Path | None = None) -> str | None:
+    """The Python version (``"3.11"``) a constraints file says it was made with, or None."""
+    for line in Path(CONSTRAINTS_FILE if path is None else path).read_text().splitlines():
+        match = _PYTHON_LINE.match(line)
+        if match:
+            return match.group(1)
+    return None
 
 
 def read_constraints(path: str | Path | None = None) -> dict[str, str]:
