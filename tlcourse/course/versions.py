@@ -44,12 +44,16 @@ def is_machine_specific(name: str) -> bool:
 
 
 def installed_versions() -> dict[str, str]:
-    """Normalised name -> version of every distribution installed in this environment, tlcourse excluded."""
-    found = {}
+    """Normalised name -> version of every distribution installed in this environment, tlcourse excluded.
+
+    When a name is found twice (setuptools puts its vendored copies, e.g. of packaging, on ``sys.path``), the
+    first one on the path wins, as in ``importlib.metadata.version`` and ``import``.
+    """
+    found: dict[str, str] = {}
     for dist in importlib.metadata.distributions():
         name = dist.metadata["Name"]
         if name and _normalise(name) != "tlcourse":
-            found[_normalise(name)] = dist.version
+            found.setdefault(_normalise(name), dist.version)
     return found
 
 
