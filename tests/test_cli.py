@@ -75,14 +75,16 @@ def test_freeze_leaves_machine_builds_to_pip_and_reads_back(tmp_path: Path) -> N
     assert [str(d) for d in differ] == ["nbgrader 0.9.7 (tested 0.9.6)"]  # baz-qux is not installed: not listed
 
 
-def test_installed_versions_are_the_ones_python_imports() -> None:
+def test_installed_versions_are_the_ones_python_imports(monkeypatch: pytest.MonkeyPatch) -> None:
     """setuptools puts vendored copies (packaging, platformdirs...) on sys.path: the first copy found must win."""
     import importlib.metadata
-
-    import setuptools  # noqa: F401  (its import adds the vendored distributions to sys.path)
+    import importlib.util
 
     from tlcourse.course.versions import installed_versions
 
+    spec = importlib.util.find_spec("setuptools")
+    if spec is not None and spec.origin:  # what importing setuptools does: its vendored copies go after the rest
+        monkeypatch.setattr(sys, "path", [*sys.path, str(Path(spec.origin).parent / "_vendor")])
     found = installed_versions()
     assert {"nbgrader", "torch", "packaging"} <= found.keys()
     wrong = {name: version for name, version in found.items() if importlib.metadata.version(name) != version}
