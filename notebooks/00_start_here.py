@@ -21,11 +21,20 @@
 # 4. put tensors on your device and measure its speed;
 # 5. train a first tiny network with `tlcourse.training.fit` and read the `History` it returns.
 
+# %%
+# On Google Colab, install the course first (anywhere else this cell does nothing).
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "tlcourse @ git+https://github.com/tlcourse/tlcourse"], check=True)
+
 # %% [markdown]
 # ## Parameters
 #
-# The first code cell of every lesson is tagged `parameters`. `tlcourse run` and the tests execute the
-# notebook headless with [papermill](https://papermill.readthedocs.io), which overrides these values:
+# In every lesson the code cell below, the first after the Colab cell, is tagged `parameters`. `tlcourse run`
+# and the tests execute the notebook headless with [papermill](https://papermill.readthedocs.io), which overrides these values:
 #
 # | parameter | meaning |
 # | --- | --- |

@@ -23,6 +23,15 @@
 # 4. compare the paper's tanh and average pooling with the ReLU and max pooling that came later;
 # 5. look inside: the learned filters, the feature maps, and the mistakes it still makes.
 
+# %%
+# On Google Colab, install the course first (anywhere else this cell does nothing).
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "tlcourse @ git+https://github.com/tlcourse/tlcourse"], check=True)
+
 # %% tags=["parameters"]
 SMOKE = False
 SEED = 0

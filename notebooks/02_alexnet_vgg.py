@@ -25,6 +25,15 @@
 # 4. count the parameters and FLOPs of the full-size ImageNet networks from torchvision's definitions;
 # 5. see where the course goes next: every architecture of the course in one measured table.
 
+# %%
+# On Google Colab, install the course first (anywhere else this cell does nothing).
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "tlcourse @ git+https://github.com/tlcourse/tlcourse"], check=True)
+
 # %% tags=["parameters"]
 SMOKE = False
 SEED = 0

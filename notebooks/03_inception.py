@@ -26,6 +26,15 @@
 #    batch-normalised auxiliary classifier change;
 # 5. follow Xception's argument from the Inception module to the depthwise separable convolution of lesson 05.
 
+# %%
+# On Google Colab, install the course first (anywhere else this cell does nothing).
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "tlcourse @ git+https://github.com/tlcourse/tlcourse"], check=True)
+
 # %% tags=["parameters"]
 SMOKE = False
 SEED = 0

@@ -31,6 +31,15 @@
 # 5. measure whether compound scaling pays on a transfer task: Lite0, Lite1 and Lite2 as frozen feature
 #    extractors for ants vs bees, accuracy against FLOPs.
 
+# %%
+# On Google Colab, install the course first (anywhere else this cell does nothing).
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "tlcourse @ git+https://github.com/tlcourse/tlcourse"], check=True)
+
 # %% tags=["parameters"]
 SMOKE = False
 SEED = 0

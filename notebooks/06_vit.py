@@ -25,6 +25,15 @@
 # 4. **measure** the data hunger: a small ViT against a CNN with the same number of parameters, at several training-set sizes;
 # 5. look at what the class token attends to, layer by layer.
 
+# %%
+# On Google Colab, install the course first (anywhere else this cell does nothing).
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "tlcourse @ git+https://github.com/tlcourse/tlcourse"], check=True)
+
 # %% tags=["parameters"]
 SMOKE = False
 SEED = 0

@@ -29,6 +29,15 @@
 # 7. probe every stage of the network, on ants vs bees and on handwritten digits, to see which layers are
 #    *generic* and which are *specific* to ImageNet.
 
+# %%
+# On Google Colab, install the course first (anywhere else this cell does nothing).
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "tlcourse @ git+https://github.com/tlcourse/tlcourse"], check=True)
+
 # %% tags=["parameters"]
 SMOKE = False
 SEED = 0

@@ -32,6 +32,15 @@
 #    scratch in each of the four cells, with several seeds, and read the grid;
 # 4. measure negative transfer, and accuracy against the number of frozen transferred layers.
 
+# %%
+# On Google Colab, install the course first (anywhere else this cell does nothing).
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "tlcourse @ git+https://github.com/tlcourse/tlcourse"], check=True)
+
 # %% tags=["parameters"]
 SMOKE = False
 SEED = 0

@@ -30,6 +30,15 @@
 #    distilled student and int8 student in accuracy, file size, parameters and CPU latency;
 # 4. read the licences of the weights and data the course uses, and write a model card for the student.
 
+# %%
+# On Google Colab, install the course first (anywhere else this cell does nothing).
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "tlcourse @ git+https://github.com/tlcourse/tlcourse"], check=True)
+
 # %% tags=["parameters"]
 SMOKE = False
 SEED = 0

@@ -24,6 +24,15 @@
 #    frozen and fine-tuned, with several seeds;
 # 3. see how BERT, GPT and T5 are pretrained and transferred, and what carries over from the CNN lessons.
 
+# %%
+# On Google Colab, install the course first (anywhere else this cell does nothing).
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "tlcourse @ git+https://github.com/tlcourse/tlcourse"], check=True)
+
 # %% tags=["parameters"]
 SMOKE = False
 SEED = 0

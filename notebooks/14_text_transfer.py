@@ -33,6 +33,15 @@
 # 4. measure where pretraining pays most: with few labels;
 # 5. see what the pretrained space knows, without any head: nearest neighbours.
 
+# %%
+# On Google Colab, install the course first (anywhere else this cell does nothing).
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "tlcourse @ git+https://github.com/tlcourse/tlcourse"], check=True)
+
 # %% tags=["parameters"]
 SMOKE = False
 SEED = 0

@@ -18,18 +18,17 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import nbformat
 import pytest
-from conftest import IN_CI, REPO
+from browser import launch_browser, open_page, require_browser
+from conftest import REPO
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Browser
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ASSIGNMENT = "a02_conv_arithmetic"
 LESSON = "00_start_here"
 
@@ -40,27 +39,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _require_browser() -> None:
-    missing = [what for what, ok in (("chromium", Path(CHROMIUM).exists()), ("playwright", _has_playwright())) if not ok]
-    if missing:
-        message = f"browser tests need {' and '.join(missing)} (apt-get install chromium; pip install -e '.[test]')"
-        if IN_CI:
-            pytest.fail("CI must run the browser tests: " + message)
-        pytest.skip(message)
-
-
-def _has_playwright() -> bool:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL (with token) of a JupyterLab serving lesson 00 in smoke mode and the a02 solution."""
-    _require_browser()
+    require_browser()
     root = tmp_path_factory.mktemp("lab")
     lesson = nbformat.read(REPO / "notebooks" / f"{LESSON}.ipynb", as_version=4)
     parameters = next(c for c in lesson.cells if "parameters" in c.metadata.get("tags", []))
@@ -118,30 +100,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def browser(lab: str) -> Iterator[Browser]:
     """Debian's chromium, headless, driven by Playwright (never a downloaded browser)."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"],
-                                     headless=True)  # fmt: skip
+    with launch_browser() as chromium:
         yield chromium
-        chromium.close()
-
-
-@contextmanager
-def _page(browser: Browser, screenshot: Path) -> Iterator[Page]:
-    """A new page; on a failure a full-page screenshot is saved to ``screenshot`` and named in the message."""
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    try:
-        yield page
-    except Exception as error:
-        try:
-            page.screenshot(path=str(screenshot), full_page=True)
-            where = f"screenshot of the page: {screenshot}"
-        except Exception as screenshot_error:  # keep the test's own error visible
-            where = f"(no screenshot: {screenshot_error})"
-        raise AssertionError(f"{error}\n{where}") from error
-    finally:
-        page.close()
 
 
 KERNEL_IDLE = """() => {
@@ -174,7 +134,7 @@ IMAGES_LOADED = """() => {
 @pytest.mark.timeout(600)
 def test_lesson_00_runs_all_in_jupyterlab_with_figures_and_progress_widgets(lab: str, browser: Browser,
                                                                             tmp_path: Path) -> None:  # fmt: skip
-    with _page(browser, tmp_path / "lesson_00.png") as page:
+    with open_page(browser, tmp_path / "lesson_00.png") as page:
         page.goto(lab.format(workspace="lesson", path=f"{LESSON}.ipynb"))
         page.wait_for_function(KERNEL_IDLE, timeout=120_000)
         start = time.perf_counter()
@@ -194,7 +154,7 @@ def test_lesson_00_runs_all_in_jupyterlab_with_figures_and_progress_widgets(lab:
 @pytest.mark.timeout(300)
 def test_an_error_in_a_cell_is_reported_with_its_cell(lab: str, browser: Browser, tmp_path: Path) -> None:
     """The check the lesson test relies on, shown to fail: a cell that raises is found, with its message."""
-    with _page(browser, tmp_path / "broken.png") as page:
+    with open_page(browser, tmp_path / "broken.png") as page:
         page.goto(lab.format(workspace="broken", path="broken.ipynb"))
         page.wait_for_function(KERNEL_IDLE, timeout=120_000)
         page.evaluate("() => { void window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
@@ -204,7 +164,7 @@ def test_an_error_in_a_cell_is_reported_with_its_cell(lab: str, browser: Browser
 
 @pytest.mark.timeout(600)
 def test_validate_button_reports_success_on_the_solution(lab: str, browser: Browser, tmp_path: Path) -> None:
-    with _page(browser, tmp_path / "validate.png") as page:
+    with open_page(browser, tmp_path / "validate.png") as page:
         page.goto(lab.format(workspace="validate", path=f"{ASSIGNMENT}/{ASSIGNMENT}.ipynb"))
         button = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .validate-button")  # the open notebook's
         button.wait_for(timeout=120_000)

@@ -48,7 +48,7 @@ def test_every_imported_package_is_declared(folder: str, extras: tuple[str, ...]
     for extra in extras:
         declared |= {_name(r) for r in project["optional-dependencies"][extra]}
     distributions = importlib.metadata.packages_distributions()
-    local = {"tlcourse", "conftest", "imports"}
+    local = {"tlcourse", "conftest", "imports", "browser"}
     missing = {}
     for module, where in _imported_modules(REPO / folder).items():
         if module in sys.stdlib_module_names or module in local:
@@ -80,9 +80,10 @@ def test_lesson_is_committed_clean_and_follows_the_contract(path: Path) -> None:
     for cell in code_cells:
         assert not cell.get("outputs"), f"{path.name}: a code cell was committed with outputs"
         assert cell.get("execution_count") is None, f"{path.name}: a code cell has an execution count"
-    first = code_cells[0]
-    assert "parameters" in first.get("metadata", {}).get("tags", []), f"{path.name}: first code cell not tagged parameters"
-    source = "".join(first["source"])
+    tagged = [c for c in code_cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1, f"{path.name}: {len(tagged)} cells tagged parameters (one expected)"
+    assert code_cells.index(tagged[0]) == 1, f"{path.name}: the parameters cell must follow the Colab cell"
+    source = "".join(tagged[0]["source"])
     for name in REQUIRED_PARAMETERS:
         assert re.search(rf"^{name}\s*=", source, re.M), f"{path.name}: parameters cell lacks {name}"
     assert re.search(r"^SMOKE\s*=\s*False", source, re.M)
@@ -91,7 +92,7 @@ def test_lesson_is_committed_clean_and_follows_the_contract(path: Path) -> None:
 
 
 # The package's layers, lowest first: a module may import from its own layer and the layers before it.
-LAYERS = ("core", "data", "models", "training", "transfer", "measure", "grading", "course")
+LAYERS = ("core", "data", "models", "training", "transfer", "measure", "grading", "course", "classroom")
 
 
 def test_the_package_tree_shows_its_layers_and_each_imports_only_lower_ones() -> None:

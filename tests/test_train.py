@@ -349,3 +349,26 @@ def test_lr_range_test_puts_back_every_layers_own_mode(digits):
     result = lr_range_test(model, train, start_lr=1e-5, end_lr=1.0, steps=20, device="cpu")
     assert len(result.lrs) >= 10
     assert [m.training for m in model.modules()] == flags
+
+
+def test_fit_shows_one_progress_bar_for_all_epochs_and_one_table_at_the_end(digits, monkeypatch, capsys):
+    import tlcourse.training.loop as loop
+
+    bars = []
+
+    class RecordingBar(loop.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            bars.append(self)
+
+    monkeypatch.setattr(loop, "tqdm", RecordingBar)
+    train_dl, val_dl = loaders(*digits)
+    history = fit(mlp(), train_dl, val_dl, epochs=3, device="cpu")
+    assert len(bars) == 1, f"{len(bars)} progress bars for one fit call"
+    assert bars[0].total == 3 * len(train_dl) and bars[0].n == 3 * len(train_dl)
+    assert bars[0].desc.startswith("epoch 3/3") and "val_acc" in str(bars[0].postfix)
+    table = capsys.readouterr().out
+    assert table.startswith("History(3 epochs on cpu")
+    rows = [line for line in table.splitlines() if line.startswith("|") and line.split("|")[1].strip().isdigit()]
+    assert [int(row.split("|")[1]) for row in rows] == [1, 2, 3] and len(history) == 3
+    assert fit(mlp(), train_dl, epochs=1, device="cpu", progress=False) and capsys.readouterr().out == ""

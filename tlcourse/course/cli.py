@@ -1,4 +1,4 @@
-"""The ``tlcourse`` command: ``doctor``, ``download``, ``run``, ``lessons``, ``assignments``, ``grade``, ``instructor``."""
+"""The ``tlcourse`` command: ``doctor``, ``download``, ``run``, ``site``, ``lessons``, ``assignments``, ``grade``, ``instructor``."""
 
 from __future__ import annotations
 
@@ -56,6 +56,22 @@ def _run(args: argparse.Namespace) -> int:
     print(lessons.results_table(runs))
     print(f"\nSaved {json_path} and {md_path}")
     return 0 if all(run.ok for run in runs) else 1
+
+
+def _site(args: argparse.Namespace) -> int:
+    from tlcourse.course import site
+
+    try:
+        built = site.build_site(output=args.output, runs=args.runs, smoke=args.smoke, run_missing=args.run_missing,
+                                notebooks=args.notebooks, device=args.device)  # fmt: skip
+    except (FileNotFoundError, site.SiteError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for warning in built.warnings:
+        print(f"sphinx: {warning}", file=sys.stderr)
+    print(f"Built the course website ({len(built.lessons)} lessons) in {built.seconds:.1f} s: {built.index}")
+    print(f"Open {built.index.as_uri()} in a browser, or publish the folder {built.index.parent} on any static host.")
+    return 0
 
 
 def _assignments(args: argparse.Namespace) -> int:
@@ -197,6 +213,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--notebooks", default=None, help="lessons folder (default: ./notebooks)")
     run.add_argument("--timeout", type=int, default=None, help="seconds allowed per cell")
     run.set_defaults(handler=_run)
+
+    site = sub.add_parser("site", help="build the course website (static HTML) from the executed lessons",
+                          description="Build the course as a static website from the lessons `tlcourse run` executed "
+                          "(runs/full/, or runs/smoke/ with --smoke): it opens from disk and from any static host, "
+                          "and nothing is downloaded when it is built or read.")  # fmt: skip
+    site.add_argument("--smoke", action="store_true", help="build from runs/smoke/ (and run missing lessons in smoke mode)")
+    site.add_argument("--runs", default=None, metavar="DIR", help="folder of executed lessons (default: runs/full or runs/smoke)")
+    site.add_argument("--output", default="site", metavar="DIR", help="folder the website goes to (default: site)")
+    site.add_argument("--run-missing", action=argparse.BooleanOptionalAction, default=True,
+                      help="execute lessons missing from the runs folder first (default); --no-run-missing: stop with an error")
+    site.add_argument("--device", default="auto", help="device for the lessons it runs (as for `tlcourse run`)")
+    site.add_argument("--notebooks", default=None, metavar="DIR", help="lessons folder (default: ./notebooks)")
+    site.set_defaults(handler=_site)
 
     lessons = sub.add_parser("lessons", help="lesson sources (py:percent) and their notebooks: regenerate or check")
     lessons.add_argument("action", choices=["sync", "check"], help="sync: regenerate notebooks from NN_name.py; check: list pairs that differ")

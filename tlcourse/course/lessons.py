@@ -6,13 +6,16 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tlcourse.core.files import atomic_write_text
 from tlcourse.core.lookup import UnknownNameError, unknown_name_message
 from tlcourse.course.results import to_jsonable
+from tlcourse.course.timing import save_cell_timings
 
 _LESSON_FILE = re.compile(r"^(\d\d)_(.+)\.ipynb$")
 # Keys every lesson records that the table shows in their own columns, not among the results.
@@ -87,6 +90,17 @@ def select_lessons(lessons: Sequence[Lesson], wanted: Iterable[str]) -> list[Les
     return chosen
 
 
+@contextmanager
+def inline_figures() -> Iterator[None]:
+    """Run kernels without ``MPLBACKEND`` (Agg is set for headless tests): they draw figures inline, into the notebook."""
+    backend = os.environ.pop("MPLBACKEND", None)
+    try:
+        yield
+    finally:
+        if backend is not None:
+            os.environ["MPLBACKEND"] = backend
+
+
 def run_lesson(
     lesson: Lesson,
     output_dir: str | os.PathLike[str],
@@ -110,17 +124,20 @@ def run_lesson(
     start = time.perf_counter()
     error = None
     try:
-        papermill.execute_notebook(
-            str(lesson.path),
-            str(out_notebook),
-            parameters=params,
-            cwd=str(lesson.path.parent),
-            progress_bar=False,
-            execution_timeout=timeout,
-        )
+        with inline_figures():
+            papermill.execute_notebook(
+                str(lesson.path),
+                str(out_notebook),
+                parameters=params,
+                cwd=str(lesson.path.parent),
+                progress_bar=False,
+                execution_timeout=timeout,
+            )
     except Exception as exc:  # papermill raises PapermillExecutionError, kernels raise others
         error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
     seconds = time.perf_counter() - start
+    if out_notebook.is_file():
+        save_cell_timings(out_notebook)  # <lesson>.cells.json: the seconds of each cell (benchmarks/course_time.py)
     results: dict[str, Any] = {}
     if results_path.exists():
         results = json.loads(results_path.read_text()).get("results", {})
@@ -176,6 +193,6 @@ def save_report(runs: Sequence[LessonRun], output_dir: str | os.PathLike[str]) -
     output_dir.mkdir(parents=True, exist_ok=True)
     json_path = output_dir / "results.json"
     md_path = output_dir / "results.md"
-    json_path.write_text(json.dumps([to_jsonable(asdict(run)) for run in runs], indent=2) + "\n")
-    md_path.write_text("# tlcourse lesson results\n\n" + results_table(runs) + "\n")
+    atomic_write_text(json_path, json.dumps([to_jsonable(asdict(run)) for run in runs], indent=2) + "\n")
+    atomic_write_text(md_path, "# tlcourse lesson results\n\n" + results_table(runs) + "\n")
     return json_path, md_path

@@ -3,7 +3,9 @@
 The ``.py`` file is the one developers edit, review and lint; the ``.ipynb`` is what students open
 and papermill runs, committed without outputs. :func:`sync_lessons` regenerates the notebooks from
 the sources with Jupytext (keeping cell ids where cells are unchanged); :func:`pair_problems` says
-how a pair differs (cells, tags) or what a notebook must not hold (outputs).
+how a pair differs (cells, tags) or what a notebook must not hold (outputs). Every lesson's first code cell
+is the Colab install cell (:mod:`tlcourse.course.colab`): the check reports one that is not, and sync
+inserts it into the source.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 import jupytext
 import nbformat
 
+from tlcourse.course.colab import colab_problem, insert_colab_cell
 from tlcourse.course.lessons import notebooks_dir
 
 __all__ = ["lesson_sources", "pair_problems", "sync_lessons", "unpaired_notebooks"]
@@ -40,14 +43,15 @@ def unpaired_notebooks(folder: str | os.PathLike[str] | None = None) -> list[str
 
 
 def pair_problems(source: Path) -> list[str]:
-    """What is wrong with one pair: a missing notebook, cells that differ, outputs kept; empty when in sync."""
+    """What is wrong with one pair: a missing notebook, no Colab cell, cells that differ, outputs kept; empty when in sync."""
     notebook_path = source.with_suffix(".ipynb")
     if not notebook_path.is_file():
         return [f"{notebook_path.name} is missing: run `tlcourse lessons sync`"]
     text = _cells(jupytext.read(source))
     notebook = nbformat.read(notebook_path, as_version=4)
     cells = _cells(notebook)
-    problems = []
+    colab = colab_problem(source.name, [cell_source for kind, cell_source, _ in text if kind == "code"])
+    problems = [colab] if colab else []
     for index, (want, have) in enumerate(zip(text, cells)):
         if want != have:
             problems.append(f"{notebook_path.name}: cell {index} ({_first_line(want[1])!r}) differs from {source.name}")
@@ -61,9 +65,10 @@ def pair_problems(source: Path) -> list[str]:
 
 
 def sync_lessons(folder: str | os.PathLike[str] | None = None) -> list[Path]:
-    """Regenerate every lesson notebook whose pair differs from its source; returns the notebooks written."""
+    """Insert the Colab cell where a source lacks it, then regenerate every notebook whose pair differs; returns those written."""
     written = []
     for source in lesson_sources(folder):
+        insert_colab_cell(source)
         if not pair_problems(source):
             continue
         notebook = jupytext.read(source)

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 import tlcourse
+from tlcourse.core.files import atomic_write_text
 
 
 def to_jsonable(value: Any) -> Any:
@@ -59,9 +60,7 @@ def save_results(path: str | os.PathLike[str] | None, lesson: str, results: Mapp
     """
     record = {"lesson": lesson, "results": to_jsonable(results), "environment": environment()}
     if path is not None:
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(record, indent=2, sort_keys=False) + "\n")
+        atomic_write_text(path, json.dumps(record, indent=2, sort_keys=False) + "\n")
     return record
 
 

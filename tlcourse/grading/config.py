@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["COURSE_ID", "configure", "exchange_root"]
+__all__ = ["COURSE_ID", "configure", "configure_student", "exchange_root"]
 
 COURSE_ID = "tlcourse"
 
@@ -25,6 +25,22 @@ def exchange_root() -> Path:
     from tlcourse.core.config import cache_dir  # TLCOURSE_CACHE, else the platform's user cache
 
     return cache_dir() / "nbgrader_exchange"
+
+
+def _configure_exchange(c: Any) -> None:
+    exchange = exchange_root()
+    exchange.mkdir(parents=True, exist_ok=True)  # nbgrader requires a pre-existing exchange
+    c.Exchange.root = str(exchange)
+    c.Exchange.path_includes_course = True
+
+
+def configure_student(c: Any) -> Any:
+    """Fill ``c`` for a student's server on a classroom hub: the course id, the exchange, who submits; returns ``c``."""
+    c.CourseDirectory.course_id = COURSE_ID
+    if os.environ.get("JUPYTERHUB_USER"):  # the hub's name for the student, even where servers share one account
+        c.CourseDirectory.student_id = os.environ["JUPYTERHUB_USER"]
+    _configure_exchange(c)
+    return c
 
 
 def configure(c: Any, root: str | os.PathLike[str], *, source: str = "solutions", release: str = "assignments") -> Any:
@@ -48,11 +64,7 @@ def configure(c: Any, root: str | os.PathLike[str], *, source: str = "solutions"
     c.CourseDirectory.root = str(root)
     c.CourseDirectory.source_directory = source
     c.CourseDirectory.release_directory = release
-
-    exchange = exchange_root()
-    exchange.mkdir(parents=True, exist_ok=True)  # nbgrader requires a pre-existing exchange
-    c.Exchange.root = str(exchange)
-    c.Exchange.path_includes_course = True
+    _configure_exchange(c)
 
     # The heaviest graded cell trains LeNet-5 for 5 epochs on 3,500 digits under NBGRADER_EXECUTION:
     # about 15 s on a busy 2-core CPU. 180 s leaves a 10x margin and still stops an endless loop.

@@ -105,7 +105,8 @@ class HideHiddenTests(NbGraderPreprocessor):
             if cell.cell_type == "code" and BEGIN in cell.source:
                 lines = cell.source.splitlines()
                 hidden |= {lines[n - 1].strip() for n in _hidden_lines(cell.source)}
-        self._hidden = {line for line in hidden if len(line) >= 12 and not line.startswith(("### BEGIN", "### END"))}
+        # the markers too: a traceback's context lines would otherwise show where the hidden block starts
+        self._hidden = {line for line in hidden if len(line) >= 12}
         return super().preprocess(nb, resources)
 
     def preprocess_cell(self, cell: NotebookNode, resources: Any, index: int) -> tuple[NotebookNode, Any]:

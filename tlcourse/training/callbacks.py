@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from tlcourse.core.files import atomic_torch_save
 from tlcourse.core.lookup import check_name
 from tlcourse.training.history import COLUMNS, EpochRecord, History, resolve_mode
 
@@ -138,7 +139,7 @@ class EarlyStopping(Callback):
 
 @dataclass
 class Checkpoint(Callback):
-    """Save ``{"model": state_dict, "epoch": n, monitor: value}`` to ``path`` with ``torch.save``.
+    """Save ``{"model": state_dict, "epoch": n, monitor: value}`` to ``path`` with ``torch.save`` (atomically).
 
     With ``save_best_only`` (default) the file is written only when ``monitor``
     improves, so it always holds the best epoch; otherwise after every epoch.
@@ -166,8 +167,8 @@ class Checkpoint(Callback):
         if improved:
             self.best, self.best_epoch = value, record.epoch
         if improved or not self.save_best_only:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"model": state.model.state_dict(), "epoch": record.epoch, self.monitor: value}, self.path)
+            # atomically: an interrupted run keeps the previous best checkpoint, never a truncated file
+            atomic_torch_save({"model": state.model.state_dict(), "epoch": record.epoch, self.monitor: value}, self.path)
 
     def on_train_end(self, state: TrainState) -> None:
         """Record the best epoch in the history when no one else has."""

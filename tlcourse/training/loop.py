@@ -226,12 +226,15 @@ def fit(
     for cb in callbacks:
         cb.on_train_begin(state)
 
+    # One bar for the whole call, over every batch of every epoch (updated by hand: iterating a tqdm would
+    # close it before the epoch's metrics are known); the per-epoch table is printed once, at the end.
+    batches = _length(train_loader)
+    bar = tqdm(total=epochs * batches if batches else None, desc=f"epoch 1/{epochs}", unit="batch", disable=not progress)
     for epoch in range(1, epochs + 1):
         state.epoch = epoch
         reset_peak_memory(precision.device)
         model.train()
-        # Updated by hand: iterating a tqdm closes it before the epoch's metrics are known.
-        bar = tqdm(total=_length(train_loader), desc=f"epoch {epoch}/{epochs}", unit="batch", disable=not progress)
+        bar.set_description(f"epoch {epoch}/{epochs}", refresh=False)
         start = time.perf_counter()
         try:
             train_loss, train_acc, n_seen, train_seconds, lr_used = _train_epoch(
@@ -259,13 +262,15 @@ def fit(
         )
         history.records.append(record)
         bar.set_postfix_str(_postfix(record), refresh=True)
-        bar.close()
         for cb in callbacks:
             cb.on_epoch_end(state, record)
         if state.stop:
             history.stopped_early = history.stopped_early or epoch < epochs or cut_short
             break
+    bar.close()
 
     for cb in callbacks:
         cb.on_train_end(state)
+    if progress:
+        print(history)  # one compact table: a row per epoch
     return history

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from tlcourse.core.config import cache_dir
 from tlcourse.core.device import get_device, seeded
+from tlcourse.core.files import atomic_torch_save, load_cache
 from tlcourse.core.lookup import lookup
 from tlcourse.core.modes import inference_mode
 from tlcourse.data.tensors import tensor_loader
@@ -66,6 +67,14 @@ def _feature_cache_path(key: str | None, file: str | os.PathLike[str] | None) ->
     return Path(file) if file is not None else cache_dir() / "features" / f"{key}.pt"
 
 
+def _read_features(path: Path) -> Features:
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    features, targets = saved["features"], saved["targets"]
+    if features.ndim != 2 or targets.ndim != 1 or len(features) != len(targets):
+        raise ValueError(f"features {tuple(features.shape)} and targets {tuple(targets.shape)} do not pair up")
+    return Features(features, targets, 0.0, from_disk=True)
+
+
 def extract_features(
     model: nn.Module,
     loader: Iterable[Any],
@@ -84,9 +93,9 @@ def extract_features(
     recomputed. Every layer's train/eval mode is restored afterwards.
     """
     path = _feature_cache_path(cache_key, cache_file) if (cache_key or cache_file) else None
-    if path is not None and path.is_file():
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        return Features(saved["features"], saved["targets"], 0.0, from_disk=True)
+    cached = load_cache(path, _read_features, what="feature cache") if path is not None else None
+    if cached is not None:
+        return cached
 
     dev = get_device(device)
     target = lookup(dict(model.named_modules()), layer or head_name(model), f"layer of {type(model).__name__}")
@@ -103,9 +112,8 @@ def extract_features(
     finally:
         handle.remove()
     features = Features(torch.cat(captured), torch.cat(targets).long(), time.perf_counter() - start)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"features": features.features, "targets": features.targets}, path)
+    if path is not None:  # atomically: a run killed here leaves no truncated cache behind
+        atomic_torch_save({"features": features.features, "targets": features.targets}, path)
     return features
 
 

@@ -1,0 +1,61 @@
+"""Where a lesson's time goes: the seconds of each cell, read from an executed notebook (papermill's metadata).
+
+``tlcourse run`` writes ``<lesson>.cells.json`` next to each executed notebook; ``benchmarks/course_time.py``
+prints the per-lesson table and each lesson's slowest cells from a run folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from tlcourse.core.files import atomic_write_text
+
+__all__ = ["CellTiming", "cell_timings", "save_cell_timings", "slowest_cells_table"]
+
+
+@dataclass(frozen=True)
+class CellTiming:
+    """One executed code cell: its index in the notebook, seconds, and its first line of code."""
+
+    index: int
+    seconds: float
+    first_line: str
+
+
+def _first_line(source: str) -> str:
+    lines = [line.strip() for line in source.splitlines() if line.strip() and not line.strip().startswith("#")]
+    text = lines[0] if lines else (source.strip().splitlines() or [""])[0]
+    return text if len(text) <= 70 else text[:67] + "..."
+
+
+def cell_timings(notebook: str | os.PathLike[str]) -> list[CellTiming]:
+    """The executed code cells of ``notebook`` with the seconds papermill recorded, in notebook order."""
+    import nbformat
+
+    nb = nbformat.read(str(notebook), as_version=4)
+    timings = []
+    for index, cell in enumerate(nb.cells):
+        duration = cell.get("metadata", {}).get("papermill", {}).get("duration")
+        if cell.cell_type == "code" and duration is not None:
+            timings.append(CellTiming(index, float(duration), _first_line(cell.source)))
+    return timings
+
+
+def save_cell_timings(notebook: str | os.PathLike[str]) -> Path:
+    """Write ``<notebook stem>.cells.json`` beside ``notebook``; returns its path."""
+    notebook = Path(notebook)
+    target = notebook.with_name(f"{notebook.stem}.cells.json")
+    atomic_write_text(target, json.dumps([asdict(t) for t in cell_timings(notebook)], indent=1) + "\n")
+    return target
+
+
+def slowest_cells_table(timings: list[CellTiming], top: int = 5) -> str:
+    """A Markdown table of the ``top`` slowest cells with their share of the lesson's time."""
+    total = sum(t.seconds for t in timings) or 1.0
+    rows = ["| cell | seconds | share | code |", "| ---: | ---: | ---: | --- |"]
+    for t in sorted(timings, key=lambda t: t.seconds, reverse=True)[:top]:
+        rows.append(f"| {t.index} | {t.seconds:.1f} | {t.seconds / total:.0%} | `{t.first_line.replace('|', '/')}` |")
+    return "\n".join(rows)
