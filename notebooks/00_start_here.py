@@ -176,15 +176,15 @@ print("one batch:", tuple(images.shape), images.dtype, "labels", tuple(labels.sh
 show_images(images[:16], labels[:16], bundle.classes, title="8x8 digits (scikit-learn)");
 
 # %% [markdown]
-# The network flattens the 64 pixels and passes them through one hidden layer. `fit` trains it and
-# returns a `History`: one record per epoch with the training and validation loss and accuracy, the
-# seconds it took and the images per second.
+# The network flattens the 64 pixels and passes them through one hidden layer. `fit` trains it, shows one
+# progress bar over every batch of every epoch, prints the per-epoch table when it is done, and returns it as
+# a `History`: one record per epoch with the training and validation loss and accuracy, the seconds it took
+# and the images per second (`progress=False` trains silently).
 
 # %%
 model = nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
 epochs = 3 if SMOKE else 15
 history = fit(model, bundle.train_loader, bundle.val_loader, epochs=epochs, lr=3e-3, device=device)
-history
 
 # %% [markdown]
 # `History` is data, not only a plot: index it by column, ask for the best epoch, or save it as JSON.

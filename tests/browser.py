@@ -62,11 +62,15 @@ def open_page(browser: Browser, screenshot: Path) -> Iterator[Page]:
     try:
         yield page
     except Exception as error:
-        try:
-            page.screenshot(path=str(screenshot), full_page=True)
-            where = f"screenshot of the page: {screenshot}"
-        except Exception as screenshot_error:  # keep the test's own error visible
-            where = f"(no screenshot: {screenshot_error})"
-        raise AssertionError(f"{error}\n{where}") from error
+        raise AssertionError(f"{error}\n{save_screenshot(page, screenshot)}") from error
     finally:
         page.close()
+
+
+def save_screenshot(page: Page, screenshot: Path) -> str:
+    """Save a full-page screenshot; returns the line that names it for a failure message (or why there is none)."""
+    try:
+        page.screenshot(path=str(screenshot), full_page=True)
+        return f"screenshot of the page: {screenshot}"
+    except Exception as error:  # keep the test's own error visible
+        return f"(no screenshot: {error})"

@@ -3,12 +3,38 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def wait_until_up(ready: Callable[[], object], process: subprocess.Popen, what: str, log: Path, seconds: float = 90) -> None:
+    """Poll ``ready()`` until it returns without raising; fail with ``log`` named if ``process`` exits or time runs out."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            ready()
+            return
+        except Exception:
+            if process.poll() is not None:
+                pytest.fail(f"{what} exited:\n{log.read_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"{what} did not answer within {seconds:.0f} s: see {log}")
+            time.sleep(0.5)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (for a server a test starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _candidate_roots() -> list[Path]:

@@ -121,7 +121,7 @@ def test_doctor_freeze_prints_this_environment() -> None:
 
 
 def test_run_one_lesson_prints_and_saves_the_table(tmp_path: Path) -> None:
-    done = tlcourse("run", "--smoke", "--device", "cpu", "--output", str(tmp_path), "00")
+    done = tlcourse("run", "--smoke", "--device", "cpu", "--output", str(tmp_path), "00", env={"MPLBACKEND": "Agg"})
     assert done.returncode == 0, done.stdout + done.stderr
     assert "| 00_start_here | ok |" in done.stdout
     assert "test_acc=" in done.stdout
@@ -130,6 +130,14 @@ def test_run_one_lesson_prints_and_saves_the_table(tmp_path: Path) -> None:
     assert runs[0]["results"]["test_acc"] > 0.8
     assert "| 00_start_here | ok |" in (tmp_path / "results.md").read_text()
     assert (tmp_path / "00_start_here.ipynb").exists()
+    # progress: which lesson and cell; no kernel warnings (the kernel talks over Unix sockets, not plain TCP)
+    assert "[1/1] 00_start_here" in done.stderr and "cell" in done.stderr
+    assert "without encryption" not in done.stderr and "WARNING" not in done.stderr, done.stderr[-2000:]
+    executed = nbformat.read(tmp_path / "00_start_here.ipynb", as_version=4)
+    figures = [o for c in executed.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(figures) >= 2, "the lesson's kernel must draw inline even when MPLBACKEND=Agg is set for the tests"
+    timings = json.loads((tmp_path / "00_start_here.cells.json").read_text())
+    assert len(timings["cells"]) >= 10 and 0 < sum(c["seconds"] for c in timings["cells"]) <= timings["seconds"]
 
 
 def test_run_exits_non_zero_when_a_lesson_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -148,6 +156,10 @@ def test_run_exits_non_zero_when_a_lesson_fails(tmp_path: Path, capsys: pytest.C
     assert code == 1
     assert "| 99_broken | FAILED |" in out
     assert "this lesson is broken" in out + err
+    assert "first run" in err and "the last run took" not in out
+    main(["run", "--smoke", "--notebooks", str(lessons), "--output", str(tmp_path / "out")])
+    out, err = capsys.readouterr()
+    assert "; the last run took 0." in out and "last run " in err  # the estimate from the run before
 
 
 def test_run_unknown_lesson_lists_the_lessons(capsys: pytest.CaptureFixture[str]) -> None:

@@ -104,9 +104,16 @@ def test_a_run_killed_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path
 
 def test_atomic_text_and_load_cache(tmp_path: Path) -> None:
     path = atomic_write_text(tmp_path / "deep" / "results.json", json.dumps({"acc": 0.9}))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask, "an atomic write must keep the usual file mode"
     assert load_cache(path, lambda p: json.loads(p.read_text())) == {"acc": 0.9}
     assert load_cache(tmp_path / "missing.json", lambda p: 1) is None
     path.write_text("{")
     with pytest.warns(CacheWarning, match="results.json"):
         assert load_cache(path, lambda p: json.loads(p.read_text())) is None
     assert not path.exists()
+    path.write_text("{}")
+    with pytest.raises(PermissionError):  # not a cache problem: the error reaches the user, the file stays
+        load_cache(path, lambda p: (_ for _ in ()).throw(PermissionError("no access")))
+    assert path.exists()

@@ -59,6 +59,19 @@ def test_feedback_hides_hidden_tests_and_their_failures(line: int, hidden: bool)
     assert hide_hidden_tests("x = 1") == "x = 1"
 
 
+def test_a_visible_failure_keeps_its_traceback_without_the_hidden_block_around_it() -> None:
+    """IPython shows the lines around the failing one: the hidden block's marker and lines must not be among them."""
+    context = ("Cell \x1b[0;32mIn[3], line 1\x1b[0m\n\x1b[0;32m----> 1\x1b[0m assert f(1) == 1, \"visible\"\n"
+               "\x1b[0;32m      2\x1b[0m ### BEGIN HIDDEN TESTS\n\x1b[0;32m      3\x1b[0m TERM_SEED = 0  # tlcourse:term-seed\n")  # fmt: skip
+    error = NotebookNode(output_type="error", ename="AssertionError", evalue="visible", traceback=[context])
+    nb = NotebookNode(cells=[NotebookNode(cell_type="code", source=CELL, metadata={}, outputs=[error])], metadata={},
+                      nbformat=4, nbformat_minor=5)  # fmt: skip
+    nb, _ = HideHiddenTests().preprocess(nb, {})
+    shown = "".join(nb.cells[0].outputs[0].traceback)
+    assert 'assert f(1) == 1, "visible"' in shown, "the student's own failure keeps its line"
+    assert "BEGIN HIDDEN" not in shown and "term-seed" not in shown
+
+
 def test_no_sandbox_without_bubblewrap_and_the_message_says_what_to_do() -> None:
     problem = sandbox_problem("no-such-bwrap")
     assert problem and "apt-get install bubblewrap" in problem and "--unsandboxed" in problem

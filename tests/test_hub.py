@@ -6,19 +6,21 @@ JupyterLab's buttons call: the instructor releases a02 from Formgrader, both stu
 the solution and bob leaves it blank, both submit, the instructor collects, grades with ``tlcourse grade``
 (the sandbox), generates and releases feedback, and the students fetch their feedback: 12 and 0.
 
-The hub runs in its test mode (``TLCOURSE_HUB_SPAWNER=simple``: every server under this account, homes in a
-temporary folder; a shared password), the only difference from a class of local accounts.
+The hub runs as a trial (``TLCOURSE_HUB_SPAWNER=simple``: every server under this account, homes in a temporary
+folder; a shared password). What that leaves untested of a class of local accounts: PAM logins, and the file
+permissions between accounts (the private folder's 0700 mode is checked; ``prepare_shared_folders`` warns
+about readable homes at the hub's start).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import secrets
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -30,18 +32,12 @@ from pathlib import Path
 import nbformat
 import pytest
 from browser import launch_browser, open_page
-from conftest import IN_CI, REPO
+from conftest import IN_CI, REPO, free_port, wait_until_up
 
 ASSIGNMENT = "a02_conv_arithmetic"
 INSTRUCTOR, STUDENTS = "instructor", ("alice", "bob")
 COURSE_FOLDER = "tlcourse-course"
 INSTRUCTOR_TOOLS = ("@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-assignment", "@jupyter/nbgrader:course-list")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _require_hub() -> None:
@@ -123,13 +119,14 @@ def hub(tmp_path_factory: pytest.TempPathFactory, shared_data_root: Path) -> Ite
     from tlcourse.grading.instructor import init_private_course
 
     root = tmp_path_factory.mktemp("classroom")
-    init_private_course(root / "home" / INSTRUCTOR / COURSE_FOLDER, REPO)  # the instructor's one-time setup
-    port, token, password = _free_port(), secrets.token_hex(16), secrets.token_urlsafe(12)
+    course = init_private_course(root / "home" / INSTRUCTOR / COURSE_FOLDER, REPO).root  # the instructor's one-time setup
+    assert course.stat().st_mode & 0o777 == 0o700, "the private course folder is readable by other accounts"
+    port, token, password = free_port(), secrets.token_hex(16), secrets.token_urlsafe(12)
     config = root / "test_jupyterhub_config.py"
     config.write_text(
         f"load_subconfig({str(REPO / 'deploy' / 'jupyterhub_config.py')!r})\n"
-        f"c.JupyterHub.hub_port = {_free_port()}\n"
-        f"c.ConfigurableHTTPProxy.api_url = 'http://127.0.0.1:{_free_port()}'\n"
+        f"c.JupyterHub.hub_port = {free_port()}\n"
+        f"c.ConfigurableHTTPProxy.api_url = 'http://127.0.0.1:{free_port()}'\n"
         f"c.JupyterHub.services = [{{'name': 'round-trip', 'api_token': {token!r}}}]\n"
         "c.JupyterHub.load_roles = [{'name': 'round-trip', 'services': ['round-trip'],\n"
         "    'scopes': ['admin:users', 'admin:servers', 'admin:server_state', 'tokens']}]\n"
@@ -141,7 +138,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory, shared_data_root: Path) -> Ite
         "TLCOURSE_HUB_INSTRUCTORS": INSTRUCTOR, "TLCOURSE_HUB_STUDENTS": ",".join(STUDENTS),
         "TLCOURSE_HUB_SPAWNER": "simple", "TLCOURSE_HUB_AUTHENTICATOR": "shared-password",
         "TLCOURSE_HUB_PASSWORD": password, "TLCOURSE_DATA": str(shared_data_root),
-        "TLCOURSE_HUB_COURSE_FOLDER": COURSE_FOLDER,
+        "TLCOURSE_HUB_COURSE_FOLDER": COURSE_FOLDER, "TLCOURSE_HUB_TRIAL_AS_ROOT": "1",  # CI runs as root
     }  # fmt: skip
     log_path = root / "jupyterhub.log"
     with log_path.open("w") as log:
@@ -149,28 +146,33 @@ def hub(tmp_path_factory: pytest.TempPathFactory, shared_data_root: Path) -> Ite
                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
         hub = Hub(f"http://127.0.0.1:{port}", token, password, root, log_path)
         try:
-            deadline = time.monotonic() + 90
-            while True:
-                try:
-                    hub.api("GET", "/")
-                    break
-                except Exception:
-                    if process.poll() is not None:
-                        pytest.fail(f"JupyterHub exited:\n{log_path.read_text()[-3000:]}")
-                    if time.monotonic() > deadline:
-                        pytest.fail(f"JupyterHub did not answer within 90 s: see {log_path}")
-                    time.sleep(0.5)
+            wait_until_up(lambda: hub.api("GET", "/"), process, "JupyterHub", log_path)
             start = time.perf_counter()
             for user in (INSTRUCTOR, *STUDENTS):
                 _login(hub, user, password)
             print(f"hub up, three users logged in and their servers ready in {time.perf_counter() - start:.1f} s")
             yield hub
         finally:
-            os.killpg(process.pid, signal.SIGTERM)  # the hub stops the proxy; the servers are in the same group
+            servers = _server_pids(hub)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)  # the hub stops the servers and the proxy it started
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+            for pid in servers:  # each server runs in its own session: never leave one behind
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+
+
+def _server_pids(hub: Hub) -> list[int]:
+    """The process ids of the users' servers, while the hub still answers."""
+    pids = []
+    for user in (INSTRUCTOR, *STUDENTS):
+        with contextlib.suppress(Exception):
+            pids.append(int(hub.api("GET", f"/users/{user}")["servers"][""]["state"]["pid"]))
+    return pids
 
 
 def _solved(student_version, solution) -> nbformat.NotebookNode:
@@ -255,7 +257,7 @@ def test_release_fetch_submit_collect_grade_and_feedback_through_the_hub(hub: Hu
         html = feedback[-1].read_text()
         total = re.search(r"Score:\s*([\d.]+)\s*/\s*([\d.]+)", html)  # the first is the notebook's (12 autograded + 3 by hand)
         assert total and float(total[1]) == expected and float(total[2]) == 15, f"{student}: {total and total[0]}"
-        assert "BEGIN HIDDEN TESTS" not in html
+        assert "BEGIN HIDDEN TESTS" not in html and "tlcourse:term-seed" not in html
     print(f"round trip (release, fetch, submit, collect, grade, feedback) in {time.perf_counter() - start:.1f} s")
 
 
@@ -269,15 +271,27 @@ def test_settings_name_the_valid_choices_and_refuse_a_class_nobody_could_run(tmp
     assert settings.role("alice") == "student" and settings.role("instructor") == "instructor"
     with pytest.raises(KeyError, match="neither an instructor"):
         settings.role("mallory")
-    (tmp_path / "roster.txt").write_text("# this term\ncarol\ndave\n")
+    (tmp_path / "roster.txt").write_text("# this term\nCarol\ndave  # joined late\n")
     assert ClassroomSettings.from_env(REPO / "deploy", {**base, "TLCOURSE_HUB_STUDENTS_FILE": str(tmp_path / "roster.txt")}).students == [
-        "alice", "bob", "carol", "dave"]  # fmt: skip
+        "alice", "bob", "carol", "dave"]  # fmt: skip  (JupyterHub keeps names in lower case)
     with pytest.raises(ValueError, match="local, simple, systemd"):
         ClassroomSettings.from_env(REPO / "deploy", {**base, "TLCOURSE_HUB_SPAWNER": "kubernetes"})
     with pytest.raises(ValueError, match="both instructor and student"):
         ClassroomSettings.from_env(REPO / "deploy", {**base, "TLCOURSE_HUB_INSTRUCTORS": "alice"})
+    trial = {**base, "TLCOURSE_HUB_AUTHENTICATOR": "shared-password", "TLCOURSE_HUB_PASSWORD": "long enough"}
     with pytest.raises(ValueError, match="at least 8 characters"):
-        ClassroomSettings.from_env(REPO / "deploy", {**base, "TLCOURSE_HUB_AUTHENTICATOR": "shared-password", "TLCOURSE_HUB_PASSWORD": "short"})
+        ClassroomSettings.from_env(REPO / "deploy", {**trial, "TLCOURSE_HUB_PASSWORD": "short"})
+    # one password for all lets a student log in as the instructor: loopback trials only
+    with pytest.raises(ValueError, match="trial on loopback"):
+        ClassroomSettings.from_env(REPO / "deploy", {**trial, "TLCOURSE_HUB_URL": "http://0.0.0.0:8000"})
+    # every server as the hub's account: never with real logins, never silently as root
+    with pytest.raises(ValueError, match="simple is for a trial"):
+        ClassroomSettings.from_env(REPO / "deploy", {**base, "TLCOURSE_HUB_SPAWNER": "simple"})
+    simple = ClassroomSettings.from_env(REPO / "deploy", {**trial, "TLCOURSE_HUB_SPAWNER": "simple", "TLCOURSE_HUB_TRIAL_AS_ROOT": "1"})
+    simple.trial_as_root = False
+    with pytest.raises(ValueError, match="root's rights"):
+        simple.check(euid=0)
+    simple.check(euid=1000)
 
 
 def test_each_role_config_folder_exists_and_the_student_one_hides_every_instructor_tool() -> None:

@@ -29,7 +29,7 @@ import jupytext
 import nbformat
 import pytest
 import tomllib
-from browser import launch_browser, require_browser
+from browser import launch_browser, require_browser, save_screenshot
 from conftest import REPO, LessonRunner
 
 from tlcourse.course import site
@@ -118,10 +118,21 @@ def test_lessons_sync_replaces_an_outdated_colab_cell(tmp_path: Path) -> None:
         shutil.copy(NOTEBOOKS / f"00_start_here{suffix}", tmp_path)
     source = tmp_path / "00_start_here.py"
     text = source.read_text()
-    source.write_text(text.replace(colab_cell(), 'import sys\nif "google.colab" in sys.modules:\n    pass'))
+    source.write_text(text.replace(colab_cell(), colab_cell("https://github.com/an-old/address")))
     assert any("Colab" in problem for problem in pair_problems(source))
     sync_lessons(tmp_path)
     assert source.read_text() == text and pair_problems(source) == []
+
+
+def test_lessons_sync_keeps_a_first_cell_of_the_authors_that_mentions_colab(tmp_path: Path) -> None:
+    for suffix in (".py", ".ipynb"):
+        shutil.copy(NOTEBOOKS / f"00_start_here{suffix}", tmp_path)
+    source = tmp_path / "00_start_here.py"
+    own = 'import sys\nIN_COLAB = "google.colab" in sys.modules\nDATA = "/content" if IN_COLAB else "data"'
+    source.write_text(source.read_text().replace(colab_cell(), own))
+    sync_lessons(tmp_path)
+    text = source.read_text()
+    assert own in text and text.index(colab_cell()) < text.index(own), "the author's cell was replaced"
 
 
 def test_every_lesson_source_passes_the_check() -> None:
@@ -270,12 +281,7 @@ def _screenshot_on_failure(page: Page, folder: Path) -> Iterator[list[str]]:
     try:
         yield current
     except Exception as error:
-        screenshot = folder / f"site_{current[0]}.png"
-        try:
-            page.screenshot(path=str(screenshot), full_page=True)
-            where = f"screenshot of the page: {screenshot}"
-        except Exception as screenshot_error:  # keep the test's own error visible
-            where = f"(no screenshot: {screenshot_error})"
+        where = save_screenshot(page, folder / f"site_{current[0]}.png")
         raise AssertionError(f"{current[0]}: {error}\n{where}") from error
 
 
@@ -344,6 +350,7 @@ def test_the_site_built_from_the_smoke_lessons_reads_offline_in_a_browser(
 ) -> None:
     require_browser()
     runs = {lesson.id: smoke_lesson(lesson.id) for lesson in LESSONS}
+    assert [lesson for lesson, run in runs.items() if not run.ok] == [], "a smoke lesson failed: the site would show its error"
     folders = {Path(run.output_notebook).parent for run in runs.values()}
     assert len(folders) == 1, folders
     messages: list[str] = []

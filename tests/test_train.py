@@ -372,3 +372,19 @@ def test_fit_shows_one_progress_bar_for_all_epochs_and_one_table_at_the_end(digi
     rows = [line for line in table.splitlines() if line.startswith("|") and line.split("|")[1].strip().isdigit()]
     assert [int(row.split("|")[1]) for row in rows] == [1, 2, 3] and len(history) == 3
     assert fit(mlp(), train_dl, epochs=1, device="cpu", progress=False) and capsys.readouterr().out == ""
+
+    class StopAfterTwo(Callback):
+        def on_epoch_end(self, state, record):
+            state.stop = record.epoch == 2
+
+    stopped = fit(mlp(), train_dl, val_dl, epochs=5, device="cpu", callbacks=[StopAfterTwo()])
+    assert stopped.stopped_early and len(stopped) == 2
+    assert bars[-1].total == bars[-1].n == 2 * len(train_dl), "an early stop leaves a full bar, not a failed one"
+
+    class Fails(Callback):
+        def on_epoch_end(self, state, record):
+            raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        fit(mlp(), train_dl, epochs=2, device="cpu", callbacks=[Fails()])
+    assert bars[-1].disable, "the bar was left open by the failing callback"  # tqdm.close() sets disable

@@ -15,6 +15,7 @@ Every server sees the same read-only data root (``TLCOURSE_DATA``) and the same 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat
@@ -44,7 +45,15 @@ AUTHENTICATORS = {
 
 
 def _names(text: str) -> list[str]:
-    return [name.strip() for name in text.replace("\n", ",").split(",") if name.strip() and not name.strip().startswith("#")]
+    """User names from a comma- or line-separated list; ``#`` starts a comment; lower case, as JupyterHub keeps them."""
+    lines = (line.split("#", 1)[0] for line in text.splitlines())
+    return [name.strip().lower() for line in lines for name in line.split(",") if name.strip()]
+
+
+def _loopback(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    return (urlsplit(url).hostname or "") in {"127.0.0.1", "localhost", "::1"}
 
 
 def _choice(variable: str, value: str, valid: dict[str, str]) -> str:
@@ -76,6 +85,7 @@ class ClassroomSettings:
     authenticator: str = "pam"
     password: str = ""
     deploy: Path = Path("deploy")  # the folder of jupyterhub_config.py and jupyter/<role>/
+    trial_as_root: bool = False  # TLCOURSE_HUB_TRIAL_AS_ROOT=1: allow the simple spawner under root (tests, throwaway VMs)
 
     @property
     def exchange(self) -> Path:
@@ -109,19 +119,32 @@ class ClassroomSettings:
             authenticator=_choice("TLCOURSE_HUB_AUTHENTICATOR", env.get("TLCOURSE_HUB_AUTHENTICATOR", "pam"), AUTHENTICATORS),
             password=env.get("TLCOURSE_HUB_PASSWORD", ""),
             deploy=Path(deploy).resolve(),
+            trial_as_root=env.get("TLCOURSE_HUB_TRIAL_AS_ROOT", "") == "1",
         )
         settings.check()
         return settings
 
-    def check(self) -> None:
-        """Raise ValueError on a class nobody could run."""
+    def check(self, euid: int | None = None) -> None:
+        """Raise ValueError on a class nobody could run, or one that would hand students someone else's rights."""
         both = set(self.instructors) & set(self.students)
         if not self.instructors:
             raise ValueError("TLCOURSE_HUB_INSTRUCTORS names nobody: the class needs an instructor")
         if both:
             raise ValueError(f"{', '.join(sorted(both))} cannot be both instructor and student")
-        if self.authenticator == "shared-password" and len(self.password) < 8:
-            raise ValueError("TLCOURSE_HUB_AUTHENTICATOR=shared-password needs TLCOURSE_HUB_PASSWORD of at least 8 characters")
+        if self.authenticator == "shared-password":
+            # one password for everyone lets any student log in as the instructor: a trial on this machine only
+            if len(self.password) < 8:
+                raise ValueError("TLCOURSE_HUB_AUTHENTICATOR=shared-password needs TLCOURSE_HUB_PASSWORD of at least 8 characters")
+            if not _loopback(self.url):
+                raise ValueError(f"TLCOURSE_HUB_AUTHENTICATOR=shared-password is for a trial on loopback, not {self.url}: "
+                                 "a class uses pam (each account's own password)")
+        if self.spawner == "simple":
+            # every server runs as the hub's own account: the students would share it (as root: a root shell each)
+            if self.authenticator != "shared-password":
+                raise ValueError("TLCOURSE_HUB_SPAWNER=simple is for a trial (with shared-password); a class uses local or systemd")
+            if (os.geteuid() if euid is None else euid) == 0 and not self.trial_as_root:
+                raise ValueError("TLCOURSE_HUB_SPAWNER=simple as root gives every server root's rights: run the trial as an "
+                                 "ordinary account, or set TLCOURSE_HUB_TRIAL_AS_ROOT=1 on a throwaway machine")
 
     def role(self, username: str) -> str:
         """"instructor" or "student"; KeyError for anyone else (the hub lets nobody else in)."""
@@ -158,20 +181,60 @@ def server_environment(settings: ClassroomSettings, username: str, home: Path) -
     return env
 
 
+def _private(path: Path) -> bool:
+    return not path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO)
+
+
+def _account_homes(names: list[str]) -> dict[str, Path]:
+    import pwd
+
+    homes = {}
+    for name in names:
+        with contextlib.suppress(KeyError):  # no such account: reported by the caller
+            homes[name] = Path(pwd.getpwnam(name).pw_dir)
+    return homes
+
+
 def prepare_shared_folders(settings: ClassroomSettings) -> list[str]:
-    """Make the exchange (writable by every account, as nbgrader needs) and check the data root; returns warnings."""
+    """Make the hub's private state folder and the shared exchange, check the data root and the homes; warnings."""
     warnings = []
     settings.state.mkdir(parents=True, exist_ok=True)
+    settings.state.chmod(0o700)  # the hub's database and cookie secret: the hub's account only
     settings.exchange.mkdir(parents=True, exist_ok=True)
     settings.exchange.chmod(0o777 | stat.S_ISVTX)  # everyone may create, nobody may delete another's files
     if not settings.data.is_dir():
         warnings.append(f"the data root {settings.data} does not exist: put the datasets there (tlcourse download)")
     elif settings.data.stat().st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         warnings.append(f"the data root {settings.data} is writable by other accounts: make it read-only (chmod -R go-w)")
+    if settings.spawner != "simple":  # real accounts: what one of them may read of another's
+        homes = _account_homes(settings.instructors + settings.students)
+        for name in sorted(set(settings.instructors + settings.students) - set(homes)):
+            warnings.append(f"{name} has no account on this machine (useradd -m -K HOME_MODE=0700 {name})")
+        readable = [f"{home} ({name})" for name, home in homes.items() if home.is_dir() and not _private(home)]
+        if readable:
+            warnings.append("other accounts can read these homes (the instructor's holds the solutions and the "
+                            f"gradebook): chmod 700 {' '.join(readable)}")
+        _own_course_exchange(settings, homes)
     if settings.spawner != "systemd":
         warnings.append(f"the {settings.spawner!r} spawner does not enforce the memory and CPU limits; "
                         "install jupyterhub-systemdspawner on a systemd machine to enforce them")
     return warnings
+
+
+def _own_course_exchange(settings: ClassroomSettings, homes: dict[str, Path]) -> None:
+    """As root: make the course's exchange folder and give it to the instructor before any student can take the name."""
+    from tlcourse.grading.config import COURSE_ID
+
+    instructor = settings.instructors[0]
+    if os.geteuid() != 0 or instructor not in homes:
+        return
+    import pwd
+
+    course = settings.exchange / COURSE_ID
+    course.mkdir(mode=0o755, exist_ok=True)
+    account = pwd.getpwnam(instructor)
+    os.chown(course, account.pw_uid, account.pw_gid)
+    course.chmod(0o755)
 
 
 def configure_hub(c: Any, deploy: str | os.PathLike[str], settings: ClassroomSettings | None = None) -> ClassroomSettings:
@@ -190,6 +253,7 @@ def configure_hub(c: Any, deploy: str | os.PathLike[str], settings: ClassroomSet
 
     c.JupyterHub.authenticator_class = AUTHENTICATORS[settings.authenticator]
     c.Authenticator.allowed_users = set(settings.instructors) | set(settings.students)
+    c.Authenticator.allow_existing_users = False  # taken off the roster: no more logins
     if settings.authenticator == "shared-password":
         c.SharedPasswordAuthenticator.user_password = settings.password
 

@@ -9,11 +9,14 @@ warning line, the file removed, ``None`` returned so the caller recomputes.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
+import pickle
 import tempfile
 import time
 import warnings
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -21,6 +24,8 @@ from typing import IO, Any, TypeVar
 __all__ = ["CacheWarning", "atomic_write", "atomic_write_text", "atomic_torch_save", "load_cache"]
 
 T = TypeVar("T")
+# what a truncated or garbled torch/pickle/JSON file raises when read, and what ``load`` raises on a mismatch
+UNREADABLE = (EOFError, pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, ValueError, KeyError, TypeError, AttributeError)
 STALE_SECONDS = 600.0  # a writer silent this long is gone: its temporary file is removed on the next write
 
 
@@ -34,6 +39,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], Any]
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
+        os.fchmod(handle, _default_mode())  # mkstemp makes 0600; a file written in place would follow the umask
         with os.fdopen(handle, "wb") as file:
             write(file)
             file.flush()
@@ -44,6 +50,13 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], Any]
         raise
     _remove_stale_temporaries(target)
     return target
+
+
+def _default_mode() -> int:
+    """0666 less the process's umask: the mode ``open(path, "w")`` would have given."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def _remove_stale_temporaries(target: Path, older_than: float = STALE_SECONDS) -> None:
@@ -72,15 +85,17 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> Path:
 def load_cache(path: str | os.PathLike[str], load: Callable[[Path], T], *, what: str = "cache") -> T | None:
     """``load(path)``, or ``None`` when there is no file or it cannot be read (then warned about and removed).
 
-    ``load`` may raise any exception, ``ValueError`` included, to say the file does not match what is expected.
+    What counts as unreadable is :data:`UNREADABLE`: truncated or garbled files (what a killed writer leaves) and
+    ``ValueError``/``KeyError``, which ``load`` raises to say the file does not match what is expected.
     """
     path = Path(path)
     if not path.is_file():
         return None
     try:
         return load(path)
-    except Exception as error:  # a truncated pickle raises EOFError, RuntimeError, UnpicklingError, ...
+    except UNREADABLE as error:  # not OSError: a file we may not read or a failing disk is the user's to see
         reason = f"{type(error).__name__}: {error}".splitlines()[0][:200]
         warnings.warn(f"the {what} {path} is unreadable or does not match ({reason}); recomputing it", CacheWarning, stacklevel=2)
-        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a read-only cache folder: the recomputed result is simply not kept
+            path.unlink()
         return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,27 +35,36 @@ def _download(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from tlcourse.course import lessons
+    from tlcourse.course.timing import last_run_seconds
 
     try:
         chosen = lessons.select_lessons(lessons.list_lessons(args.notebooks), args.lessons)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    output = Path(args.output or Path("runs") / ("smoke" if args.smoke else "full"))
+    output = Path(args.output) if args.output else lessons.default_runs(args.smoke)
     mode = "smoke" if args.smoke else "full"
-    print(f"Running {len(chosen)} lesson(s) in {mode} mode; executed notebooks go to {output}/", flush=True)
-    runs = []
-    for lesson in chosen:
-        print(f"  {lesson.id} ...", end=" ", flush=True)
-        run = lessons.run_lesson(lesson, output, smoke=args.smoke, seed=args.seed, device=args.device, timeout=args.timeout)
-        print(f"{'ok' if run.ok else 'FAILED'} ({run.seconds:.1f} s)", flush=True)
+    estimates = {lesson.id: last_run_seconds(output / lesson.path.name) for lesson in chosen}
+    known = [e for e in estimates.values() if e is not None]
+    expected = f"; the last run took {sum(known) / 60:.1f} min" if len(known) == len(chosen) else ""
+    print(f"Running {len(chosen)} lesson(s) in {mode} mode{expected}; executed notebooks go to {output}/", flush=True)
+    runs, start = [], time.perf_counter()
+    for number, lesson in enumerate(chosen, start=1):
+        last = estimates[lesson.id]
+        bar = {"desc": f"[{number}/{len(chosen)}] {lesson.id}", "unit": "cell", "mininterval": 1.0,
+               "postfix": f"last run {last:.0f} s" if last is not None else "first run"}  # fmt: skip
+        run = lessons.run_lesson(lesson, output, smoke=args.smoke, seed=args.seed, device=args.device, timeout=args.timeout,
+                                 progress=bar)  # fmt: skip
+        print(f"  {lesson.id}: {'ok' if run.ok else 'FAILED'} in {run.seconds:.1f} s "
+              f"({time.perf_counter() - start:.0f} s elapsed)", flush=True)  # fmt: skip
         if not run.ok:
             print(f"    {run.error}\n    see {run.output_notebook}", file=sys.stderr)
         runs.append(run)
     json_path, md_path = lessons.save_report(runs, output)
     print()
     print(lessons.results_table(runs))
-    print(f"\nSaved {json_path} and {md_path}")
+    print(f"\n{len(runs)} lesson(s) in {sum(r.seconds for r in runs) / 60:.1f} min. Saved {json_path} and {md_path}; "
+          f"each lesson's cell timings in {output}/<lesson>.cells.json")  # fmt: skip
     return 0 if all(run.ok for run in runs) else 1
 
 

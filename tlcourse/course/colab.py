@@ -89,7 +89,8 @@ def insert_colab_cell(source: Path) -> bool:
     text = source.read_text()
     cell = f"# %%\n{colab_cell()}\n\n"
     span = _first_code_cell(text)
-    if span is not None and "google.colab" in text[span[0] : span[1]]:
+    first_line = COLAB_CELL_TEMPLATE.splitlines()[0]
+    if span is not None and text[span[0] : span[1]].split("\n", 2)[1:2] == [first_line]:  # an older Colab cell, only
         new = text[: span[0]] + cell + text[span[1] :]
     else:
         at = _insertion_point(text)

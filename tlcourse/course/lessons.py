@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,15 +90,32 @@ def select_lessons(lessons: Sequence[Lesson], wanted: Iterable[str]) -> list[Les
     return chosen
 
 
-@contextmanager
-def inline_figures() -> Iterator[None]:
-    """Run kernels without ``MPLBACKEND`` (Agg is set for headless tests): they draw figures inline, into the notebook."""
-    backend = os.environ.pop("MPLBACKEND", None)
-    try:
-        yield
-    finally:
-        if backend is not None:
-            os.environ["MPLBACKEND"] = backend
+def default_runs(smoke: bool) -> Path:
+    """Where ``tlcourse run`` leaves executed lessons (and ``tlcourse site`` reads them): ``runs/full`` or ``runs/smoke``."""
+    return Path("runs") / ("smoke" if smoke else "full")
+
+
+def lesson_kernel_manager(folder: str) -> type:
+    """The kernel manager ``run_lesson`` gives papermill: the lesson's own kernel, as JupyterLab would start it.
+
+    * Figures drawn inline, into the notebook: ``MPLBACKEND`` (``Agg`` for headless tests) is left out of the
+      kernel's environment, and only of that one process's.
+    * On POSIX, Unix sockets in ``folder`` instead of TCP: ipykernel warns on every start that TCP carries
+      code and outputs in plain text; local sockets in a private temporary folder reach no network at all.
+    """
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import CaselessStrEnum, Unicode
+
+    class LessonKernelManager(AsyncKernelManager):
+        if os.name == "posix":
+            transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc")
+            ip = Unicode(os.path.join(folder, "kernel"))
+
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+            kw["env"] = {k: v for k, v in (kw.get("env") or os.environ).items() if k != "MPLBACKEND"}
+            await super()._async_launch_kernel(kernel_cmd, **kw)
+
+    return LessonKernelManager
 
 
 def run_lesson(
@@ -110,8 +127,12 @@ def run_lesson(
     device: str = "auto",
     parameters: dict[str, Any] | None = None,
     timeout: int | None = None,
+    progress: bool | dict[str, Any] = False,
 ) -> LessonRun:
-    """Execute one lesson with papermill into ``output_dir`` and read the results it recorded."""
+    """Execute one lesson with papermill into ``output_dir`` and read the results it recorded.
+
+    ``progress``: papermill's bar over the cells (``True``, or a dict of tqdm arguments such as ``desc``).
+    """
     import papermill
 
     output_dir = Path(output_dir).resolve()
@@ -124,20 +145,24 @@ def run_lesson(
     start = time.perf_counter()
     error = None
     try:
-        with inline_figures():
+        with tempfile.TemporaryDirectory(prefix="tlcourse-kernel-") as sockets:
             papermill.execute_notebook(
                 str(lesson.path),
                 str(out_notebook),
                 parameters=params,
                 cwd=str(lesson.path.parent),
-                progress_bar=False,
+                progress_bar=progress,
                 execution_timeout=timeout,
+                kernel_manager_class=lesson_kernel_manager(sockets),
             )
     except Exception as exc:  # papermill raises PapermillExecutionError, kernels raise others
         error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
     seconds = time.perf_counter() - start
     if out_notebook.is_file():
-        save_cell_timings(out_notebook)  # <lesson>.cells.json: the seconds of each cell (benchmarks/course_time.py)
+        try:
+            save_cell_timings(out_notebook, seconds)  # <lesson>.cells.json: the next run's estimate, each cell's seconds
+        except (OSError, ValueError) as exc:  # an unreadable output notebook must not stop the other lessons
+            error = error or f"cannot read the executed notebook {out_notebook}: {exc}"
     results: dict[str, Any] = {}
     if results_path.exists():
         results = json.loads(results_path.read_text()).get("results", {})

@@ -68,7 +68,8 @@ def sync_lessons(folder: str | os.PathLike[str] | None = None) -> list[Path]:
     """Insert the Colab cell where a source lacks it, then regenerate every notebook whose pair differs; returns those written."""
     written = []
     for source in lesson_sources(folder):
-        insert_colab_cell(source)
+        if insert_colab_cell(source):
+            print(f"put the Colab install cell into {source}")
         if not pair_problems(source):
             continue
         notebook = jupytext.read(source)

@@ -29,7 +29,7 @@ from typing import Any
 import nbformat
 
 from tlcourse.course.colab import colab_url, source_url
-from tlcourse.course.lessons import Lesson, list_lessons, notebooks_dir, run_lesson
+from tlcourse.course.lessons import Lesson, default_runs, list_lessons, notebooks_dir, run_lesson
 from tlcourse.course.site_assets import COLAB_BADGE, COLAB_BADGE_FILE, SITE_CSS, SITE_CSS_FILE
 
 __all__ = [
@@ -39,7 +39,6 @@ __all__ = [
     "SiteError",
     "build_site",
     "course_promise",
-    "default_runs",
     "figure_count",
     "lesson_entries",
     "lesson_table",
@@ -105,11 +104,6 @@ class SiteBuild:
     seconds: float
     warnings: list[str] = field(default_factory=list)
     ran: list[str] = field(default_factory=list)
-
-
-def default_runs(smoke: bool) -> Path:
-    """Where ``tlcourse run`` leaves executed lessons: ``runs/full`` or ``runs/smoke``."""
-    return Path("runs") / ("smoke" if smoke else "full")
 
 
 def _markdown_lines(notebook: nbformat.NotebookNode) -> list[str]:
@@ -437,6 +431,18 @@ def _execute(missing: Sequence[Lesson], runs: Path, smoke: bool, device: str, sa
     return failed
 
 
+def failed_runs(runs: Path) -> list[str]:
+    """The lessons that ``results.json`` in ``runs`` records as failed, with their errors (their pages show them)."""
+    import json
+
+    try:
+        recorded = json.loads((runs / "results.json").read_text())
+    except (OSError, ValueError):
+        return []
+    return [f"{run.get('lesson')} failed when it was run ({run.get('error')}): its page shows the error"
+            for run in recorded if isinstance(run, dict) and not run.get("ok", True)]  # fmt: skip
+
+
 def figure_count(notebook: nbformat.NotebookNode) -> int:
     """How many images (figures) the notebook's outputs hold."""
     return sum(any(mime.startswith("image/") for mime in output.get("data", {}))
@@ -467,6 +473,8 @@ def build_site(
         for problem in _execute(missing, runs_dir, smoke, device, say):
             say(f"  warning: {problem} (its page shows the error)")
         ran = [lesson.id for lesson in missing]
+    for problem in failed_runs(runs_dir):
+        say(f"warning: {problem}")
     url = source_url()
     entries = lesson_entries(lessons)
     with tempfile.TemporaryDirectory(prefix="tlcourse-site-") as work:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tlcourse.core.files import atomic_write_text
 
-__all__ = ["CellTiming", "cell_timings", "save_cell_timings", "slowest_cells_table"]
+__all__ = ["CellTiming", "cell_timings", "last_run_seconds", "save_cell_timings", "slowest_cells_table", "timings_path"]
 
 
 @dataclass(frozen=True)
@@ -44,12 +44,24 @@ def cell_timings(notebook: str | os.PathLike[str]) -> list[CellTiming]:
     return timings
 
 
-def save_cell_timings(notebook: str | os.PathLike[str]) -> Path:
-    """Write ``<notebook stem>.cells.json`` beside ``notebook``; returns its path."""
+def timings_path(notebook: str | os.PathLike[str]) -> Path:
+    """``<notebook stem>.cells.json`` beside an executed notebook."""
     notebook = Path(notebook)
-    target = notebook.with_name(f"{notebook.stem}.cells.json")
-    atomic_write_text(target, json.dumps([asdict(t) for t in cell_timings(notebook)], indent=1) + "\n")
-    return target
+    return notebook.with_name(f"{notebook.stem}.cells.json")
+
+
+def save_cell_timings(notebook: str | os.PathLike[str], seconds: float) -> Path:
+    """Write the lesson's ``seconds`` and each cell's beside ``notebook`` (:func:`timings_path`); returns the path."""
+    record = {"seconds": round(seconds, 1), "cells": [asdict(t) for t in cell_timings(notebook)]}
+    return atomic_write_text(timings_path(notebook), json.dumps(record, indent=1) + "\n")
+
+
+def last_run_seconds(notebook: str | os.PathLike[str]) -> float | None:
+    """How long the lesson took when it last wrote ``notebook`` (``None`` if never, or unreadable)."""
+    try:
+        return float(json.loads(timings_path(notebook).read_text())["seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def slowest_cells_table(timings: list[CellTiming], top: int = 5) -> str:

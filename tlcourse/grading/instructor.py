@@ -77,6 +77,7 @@ def init_private_course(target: str | os.PathLike[str], public_root: str | os.Pa
     seed = secrets.randbelow(2**31) if term_seed is None else int(term_seed)
     names = list_assignments(public_root)
     target.mkdir(parents=True, exist_ok=True)
+    target.chmod(0o700)  # solutions, this term's hidden tests and the gradebook: the instructor's account only
     shutil.copytree(public_root / SOURCE_DIR, target / SOURCE, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
     seeded = sum(_reseed_notebook(nb, seed) for name in names for nb in sorted((target / SOURCE / name).glob("*.ipynb")))
     (target / "nbgrader_config.py").write_text(CONFIG_TEMPLATE.format(source=SOURCE, release=RELEASE))

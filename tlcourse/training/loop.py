@@ -172,6 +172,47 @@ def _validate(model: nn.Module, loader: Iterable[Any], loss_fn: Callable[..., to
     return total_loss / n, total_correct / n
 
 
+def _run_epoch(
+    epoch: int,
+    epochs: int,
+    step: TrainStep,
+    train_loader: Iterable[Any],
+    val_loader: Iterable[Any] | None,
+    loss_fn: Callable[..., torch.Tensor],
+    precision: Precision,
+    state: TrainState,
+    callbacks: list[Callback],
+    scheduler: Any,
+    interval: str | None,
+    bar: tqdm,
+) -> tuple[EpochRecord, bool]:
+    """Train one epoch, validate, step a per-epoch schedule; the epoch's record and whether a callback cut it short."""
+    state.epoch = epoch
+    reset_peak_memory(precision.device)
+    step.model.train()
+    bar.set_description(f"epoch {epoch}/{epochs}", refresh=False)
+    start = time.perf_counter()
+    train_loss, train_acc, n_seen, train_seconds, lr_used = _train_epoch(step, train_loader, state, callbacks, scheduler, interval, bar)
+    cut_short = state.stop  # a callback stopped in the middle of the epoch
+    val_loss = val_acc = None
+    if val_loader is not None:
+        val_loss, val_acc = _validate(step.model, val_loader, loss_fn, precision)
+    if interval == "epoch":
+        _step_scheduler(scheduler, val_loss, train_loss)
+    record = EpochRecord(
+        epoch=epoch,
+        train_loss=train_loss,
+        train_acc=train_acc,
+        val_loss=val_loss,
+        val_acc=val_acc,
+        lr=lr_used,
+        seconds=time.perf_counter() - start,
+        images_per_sec=n_seen / train_seconds if train_seconds > 0 else float("inf"),
+        peak_gpu_mem_mb=peak_memory_mb(precision.device),
+    )
+    return record, cut_short
+
+
 def fit(
     model: nn.Module,
     train_loader: Iterable[Any],
@@ -230,44 +271,20 @@ def fit(
     # close it before the epoch's metrics are known); the per-epoch table is printed once, at the end.
     batches = _length(train_loader)
     bar = tqdm(total=epochs * batches if batches else None, desc=f"epoch 1/{epochs}", unit="batch", disable=not progress)
-    for epoch in range(1, epochs + 1):
-        state.epoch = epoch
-        reset_peak_memory(precision.device)
-        model.train()
-        bar.set_description(f"epoch {epoch}/{epochs}", refresh=False)
-        start = time.perf_counter()
-        try:
-            train_loss, train_acc, n_seen, train_seconds, lr_used = _train_epoch(
-                step, train_loader, state, callbacks, scheduler, interval, bar
-            )
-            cut_short = state.stop  # a callback stopped in the middle of the epoch
-            val_loss = val_acc = None
-            if val_loader is not None:
-                val_loss, val_acc = _validate(model, val_loader, loss_fn, precision)
-        except BaseException:
-            bar.close()
-            raise
-        if interval == "epoch":
-            _step_scheduler(scheduler, val_loss, train_loss)
-        record = EpochRecord(
-            epoch=epoch,
-            train_loss=train_loss,
-            train_acc=train_acc,
-            val_loss=val_loss,
-            val_acc=val_acc,
-            lr=lr_used,
-            seconds=time.perf_counter() - start,
-            images_per_sec=n_seen / train_seconds if train_seconds > 0 else float("inf"),
-            peak_gpu_mem_mb=peak_memory_mb(precision.device),
-        )
-        history.records.append(record)
-        bar.set_postfix_str(_postfix(record), refresh=True)
-        for cb in callbacks:
-            cb.on_epoch_end(state, record)
-        if state.stop:
-            history.stopped_early = history.stopped_early or epoch < epochs or cut_short
-            break
-    bar.close()
+    try:
+        for epoch in range(1, epochs + 1):
+            record, cut_short = _run_epoch(epoch, epochs, step, train_loader, val_loader, loss_fn, precision, state,
+                                           callbacks, scheduler, interval, bar)  # fmt: skip
+            history.records.append(record)
+            bar.set_postfix_str(_postfix(record), refresh=True)
+            for cb in callbacks:
+                cb.on_epoch_end(state, record)
+            if state.stop:
+                history.stopped_early = history.stopped_early or epoch < epochs or cut_short
+                bar.total = bar.n  # stopped early on purpose: a full bar, not a failed one
+                break
+    finally:
+        bar.close()
 
     for cb in callbacks:
         cb.on_train_end(state)
