@@ -7,7 +7,8 @@
 #
 # 1. the device tests on the device: AMP in bf16 and fp16, channels_last, peak memory, the sync counter;
 # 2. fit against a minimal loop and against a loop that reads the loss every batch: LeNet on mnist5k and
-#    ResNet-18 on synthetic 224 px batches (images per second and the ratios);
+#    ResNet-18 on synthetic 224 px batches (images per second and the ratios); channels-last against
+#    contiguous for the course's networks (the CPU's default; on the GPU, is it worth turning on?);
 # 3. every lesson in smoke mode, then lessons 01, 07 and 08 in full mode, with their times.
 # Everything it prints also goes to runs/gpu_check/report.md; paste that table into benchmarks/RESULTS.md.
 set -uo pipefail
@@ -63,6 +64,8 @@ else
   step "2. fit against hand-written loops (ResNet-18, 224 px)" \
     python benchmarks/fit_overhead.py --model resnet18 --device "$device" --repeats 3 --no-progress \
     $([ "$device" = cpu ] && echo "--images 128 --batch-size 32" || echo "--images 2048 --batch-size 128")
+  step "2. channels-last against contiguous (the course's networks)" \
+    python benchmarks/channels_last.py --device "$device" --repeats 3
   step "3. every lesson in smoke mode" tlcourse run --smoke --device "$device" --output "$out/smoke"
   step "3. lessons 01, 07, 08 in full mode" tlcourse run --device "$device" --output "$out/full" 01 07 08
   step "3. where the time went (smoke)" python benchmarks/course_time.py "$out/smoke" --top 2

@@ -40,7 +40,7 @@ SEED = 0
 DEVICE = "auto"
 RESULTS_PATH = None
 DATASET = "auto"  # "fashion_mnist" (online), "cifar10" (online, colour), "mnist5k" (bundled, offline) or "auto"
-EPOCHS = None  # AlexNet vs VGG, None means 10 on mnist5k and 5 on the full datasets, 3 in smoke mode
+EPOCHS = None  # AlexNet vs VGG, None means 8 on mnist5k and 5 on the full datasets, 3 in smoke mode
 WIDTH = None  # fraction of the papers filters, None means 0.25 and 0.125 in smoke mode
 TRAIN_PER_CLASS = None  # None means every training image, 40 per class in smoke mode
 ACT_EPOCHS = None  # ReLU vs sigmoid on digits, None means 15 and 5 in smoke mode
@@ -172,7 +172,7 @@ display(Markdown(
 # "auto": Fashion-MNIST when it is available, else the bundled mnist5k digits (`data.load_small_images??`)
 bundle = data.load_small_images(DATASET, smoke=SMOKE, seed=SEED, per_class=TRAIN_PER_CLASS)
 DATASET, in_channels = bundle.name, bundle.info.channels  # the "lenet" preset gives 1x32x32; "normalize" keeps the colour channels
-EPOCHS = 3 if SMOKE else (EPOCHS or (10 if DATASET == "mnist5k" else 5))
+EPOCHS = 3 if SMOKE else (EPOCHS or (8 if DATASET == "mnist5k" else 5))
 WIDTH = WIDTH or (0.125 if SMOKE else 0.25)
 print(bundle.note)
 print(f"this run: {len(bundle.train)} train / {len(bundle.val)} val / {len(bundle.test)} test images of "

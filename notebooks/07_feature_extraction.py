@@ -62,10 +62,7 @@ DIGIT_PROBE_PER_CLASS = 20  # of which each probe seed draws this many per class
 PROBE_MIN_STEPS = 200  # optimizer steps of every linear probe, at least (smoke: 100)
 
 # %%
-import shutil
-import tempfile
 import time
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
@@ -83,7 +80,6 @@ from tlcourse.models.efficientnet import LITE_MEAN, LITE_STD, efficientnet_lite0
 from tlcourse.training import evaluate, fit
 from tlcourse.transfer import (
     extract_features,
-    feature_cache_key,
     freeze,
     replace_head,
     train_head,
@@ -167,24 +163,24 @@ show_images(val_images[shown], val_targets[shown], bundle.classes, mean=LITE_MEA
 # ## 3. Features computed once, a head trained on them
 #
 # `extract_features` runs the network in eval mode under `torch.no_grad()` and keeps, for each image, the
-# input of its classification layer (a forward pre-hook on `classifier.1`). With a `cache_key` it also saves
-# them on disk and reads them back the next time — keyed by model, data and transform, so that changing any
-# of them computes fresh features. Here we cache into a temporary folder and time both calls.
+# input of its classification layer (a forward pre-hook on `classifier.1`). With `cache=True` it also saves
+# them in the course's cache folder and reads them back the next time, keyed by their *content*: the
+# network's weights (all but the head's, which the features do not depend on), the layer and the images'
+# pixels (`tlcourse.data.fingerprint`). Changing any of them computes fresh features; lessons 08 and 09, which
+# extract the same features of the same photos, read yours. We time both calls. On a second run of this
+# lesson the first call finds them on disk too (`from_disk`), and `seconds` keeps what computing them took.
 
 # %%
-cache_dir = Path(tempfile.mkdtemp(prefix="tlcourse07_"))
-key = feature_cache_key("efficientnet_lite0", backbone.source, bundle.note, "train", backbone.transform)
-train_features = extract_features(model, data.tensor_loader(train_images, train_targets), device=device,
-                                  cache_file=cache_dir / f"{key}.pt")
-val_features = extract_features(model, data.tensor_loader(val_images, val_targets), device=device)
+train_features = extract_features(model, data.tensor_loader(train_images, train_targets), device=device, cache=True)
+val_features = extract_features(model, data.tensor_loader(val_images, val_targets), device=device, cache=True)
 extract_seconds = train_features.seconds + val_features.seconds
 reread_start = time.perf_counter()
-reread = extract_features(model, data.tensor_loader(train_images, train_targets), cache_file=cache_dir / f"{key}.pt")
+reread = extract_features(model, data.tensor_loader(train_images, train_targets), device=device, cache=True)
 reread_seconds = time.perf_counter() - reread_start
 assert reread.from_disk and torch.equal(reread.features, train_features.features)
-shutil.rmtree(cache_dir)  # a real project would keep them: pass cache_key= to use the course's cache folder
+earlier = " by an earlier run (found in the cache this time)" if train_features.from_disk else ""
 print(f"features: train {tuple(train_features.features.shape)}, val {tuple(val_features.features.shape)}")
-print(f"computed once in {extract_seconds:.1f} s ({len(train_features) + len(val_features)} images); "
+print(f"computed once in {extract_seconds:.1f} s{earlier} ({len(train_features) + len(val_features)} images); "
       f"read back from disk in {reread_seconds * 1000:.1f} ms")
 
 

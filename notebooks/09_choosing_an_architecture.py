@@ -48,7 +48,7 @@ EVAL_PER_CLASS = None  # None: all 153 validation images; smoke mode uses 10 per
 HEAD_EPOCHS = 30  # linear head on cached, centred and unit-length features (at least HEAD_MIN_STEPS steps)
 HEAD_MIN_STEPS = 100
 HEAD_LR = 1e-2
-SCRATCH_EPOCHS = 8  # budget of each network trained from scratch
+SCRATCH_EPOCHS = 6  # budget of each network trained from scratch
 SCRATCH_LR = 2e-3
 SMALL_RESOLUTION = 64  # the small networks see 64x64 images (LeNet 32x32); Lite0 sees 224x224
 SCRATCH = ("lenet", "vit_tiny", "small_cnn", "lite_small", "resnet8")  # trained from scratch
@@ -203,8 +203,11 @@ def add_row(label, arch, protocol, weights, model, size, history, feature_dim=No
 
 
 def feature_row(label, arch, weights, model, images_train, images_val, size):
-    train = extract_features(model, data.tensor_loader(data.resize_images(images_train, size), train_targets), device=device)
-    val = extract_features(model, data.tensor_loader(data.resize_images(images_val, size), val_targets), device=device)
+    # cache=True: keyed by content (weights and pixels), so features computed by lessons 07-08 or a rerun are reused
+    train_loader = data.tensor_loader(data.resize_images(images_train, size), train_targets)
+    train = extract_features(model, train_loader, device=device, cache=True)
+    val = extract_features(model, data.tensor_loader(data.resize_images(images_val, size), val_targets), device=device,
+                           cache=True)
     protocol = "pretrained features" if weights != "random" else "random features"
     cached_features[label] = (train, val)
     _, history = train_head(*normalised(train, val), num_classes, epochs=HEAD_EPOCHS, lr=HEAD_LR,

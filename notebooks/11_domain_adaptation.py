@@ -46,7 +46,7 @@ SOURCE = "mnist5k"  # the labelled domain ...
 TARGET = "digits"  # ... and the unlabelled one (swap them for the reverse direction, exercise 1)
 IMAGE_SIZE = 16  # both domains resized to IMAGE_SIZE x IMAGE_SIZE
 STAGES = ((16, 1), (32, 1), (64, 1))  # (channels, convolutions) per stage of the small batch-norm CNN
-EPOCHS = 8  # passes over the source for source-only, CORAL and DANN (the same for all three)
+EPOCHS = 6  # passes over the source for source-only, CORAL and DANN (the same for all three)
 LR = 3e-3  # AdamW, cosine decay per step, for every training here
 CORAL_WEIGHT = 10.0  # lambda in  cross-entropy + lambda * CORAL  (exercise 2 varies it)
 DANN_WEIGHT = 1.0  # weight of the domain classifier's loss (its reversal strength ramps from 0 to 1)
@@ -54,7 +54,7 @@ LABELS_PER_CLASS = (1, 5, 10)  # labelled target images per class for few-label 
 MIN_STEPS = 150  # updates for every few-label run and for the upper bound
 FINE_TUNE_LR = 1e-3  # fine-tuning a trained network: a smaller rate than training from scratch
 ADABN_IMAGES = (10, 30, 100, 300)  # unlabelled target images for the AdaBN curve (plus all of them)
-SEEDS = 5  # every number below is a mean over this many seeds (network, image order, drawn images)
+SEEDS = 4  # every number below is a mean over this many seeds (network, image order, drawn images)
 
 # %%
 import copy

@@ -61,6 +61,25 @@ def shared_data_root() -> Path:
     pytest.skip(message)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def course_cache(tmp_path_factory: pytest.TempPathFactory):
+    """The course's cache folder (features, checkpoints) in a temporary folder for the session, not the user's.
+
+    Lessons run by the tests inherit it, so that a test never reads what an earlier run on this machine cached.
+    """
+    from tlcourse.core.config import data_root
+
+    previous = {name: os.environ.get(name) for name in ("TLCOURSE_CACHE", "TLCOURSE_DATA")}
+    os.environ["TLCOURSE_DATA"] = str(data_root())  # the data stays where it was (its default is in the cache)
+    os.environ["TLCOURSE_CACHE"] = str(tmp_path_factory.mktemp("tlcourse-cache"))
+    yield Path(os.environ["TLCOURSE_CACHE"])
+    for name, value in previous.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @pytest.fixture
 def offline(monkeypatch: pytest.MonkeyPatch) -> None:
     """Run a test with TLCOURSE_OFFLINE=1."""

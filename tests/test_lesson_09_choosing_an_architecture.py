@@ -90,7 +90,7 @@ def test_smoke_run_compares_backbones_on_both_sides(smoke_lesson: LessonRunner) 
     assert r["cv_goal_met"] == (cv[r["best_cv_label"]]["mean"] >= r["cv_goal"])
 
 
-@pytest.mark.long  # about 3-4 minutes on a 2-core CPU: run with `pytest -m long`
+@pytest.mark.long  # about 2 minutes on a 2-core CPU: run with `pytest -m long`
 def test_full_mode_pretrained_weights_beat_every_other_offline_backbone(tmp_path: Path) -> None:
     run = run_lesson(LESSONS[LESSON], tmp_path, smoke=False, device="cpu")
     assert run.ok, f"{run.error} (see {run.output_notebook})"

@@ -39,7 +39,7 @@ def test_smoke_run_measures_the_shift_and_what_each_remedy_recovers(smoke_lesson
     # The margins below were measured over 3 seeds in smoke mode (2 epochs): source-only 0.18 +- 0.01 on the
     # digits (0.95 on MNIST itself), AdaBN 0.46 +- 0.07, CORAL 0.47 +- 0.03, DANN 0.45 +- 0.05, upper bound 0.99.
     assert r["source_acc_on_source"]["mean"] > 0.9
-    assert 0.12 < m["source_only"]["mean"] < 0.4  # above chance (0.1), poor (full mode: 0.26 +- 0.05 over 5 seeds)
+    assert 0.12 < m["source_only"]["mean"] < 0.4  # above chance (0.1), poor (full mode: 0.27 +- 0.06 over 4 seeds)
     assert m["source_only"]["mean"] < m["upper_bound"]["mean"] - 0.4  # far below the bound
     assert m["upper_bound"]["mean"] > 0.9
     for method in ("adabn", "coral", "dann"):

@@ -264,11 +264,25 @@ def test_evaluate_consistent(digits):
     assert not math.isnan(result.loss)
 
 
-def test_amp_and_channels_last_are_noops_on_cpu(digits):
+def test_amp_is_a_noop_on_cpu_and_channels_last_its_default(digits):
     train_dl, _ = loaders(*digits)
     with pytest.warns(UserWarning, match="CUDA only"):
         history = fit(mlp(), train_dl, epochs=1, amp=True, channels_last=True, progress=False)
     assert len(history) == 1
+    images = DataLoader(TensorDataset(torch.randn(32, 2, 8, 8), torch.arange(32) % 2), batch_size=16)
+    for asked, expected in ((None, True), (False, False), (True, True)):
+        layouts: list[bool] = []
+        net = nn.Sequential(nn.Conv2d(2, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 2))
+        net[0].register_forward_pre_hook(
+            lambda m, args, seen=layouts: seen.append(args[0].is_contiguous(memory_format=torch.channels_last))
+        )
+        fit(net, images, images, epochs=1, device="cpu", channels_last=asked, progress=False)
+        assert set(layouts) == {expected}, asked  # training and validation batches alike
+        assert net[0].weight.is_contiguous(memory_format=torch.channels_last) is expected
+    # a network with 5-D weights keeps its layout instead of failing (channels-last is for 4-D ones)
+    volumes = DataLoader(TensorDataset(torch.randn(8, 1, 4, 4, 4), torch.arange(8) % 2), batch_size=4)
+    volume_net = nn.Sequential(nn.Conv3d(1, 2, 3), nn.Flatten(), nn.Linear(2 * 2 * 2 * 2, 2))
+    assert len(fit(volume_net, volumes, epochs=1, device="cpu", progress=False)) == 1
 
 
 def test_bad_arguments(digits):

@@ -42,7 +42,10 @@ class SplitDataset(Dataset):
     """The images ``indices`` of ``base``, passed through ``transform``.
 
     ``base`` must return ``(image, label)`` without a transform of its own, so that train
-    and val views of one underlying dataset can use different transforms.
+    and val views of one underlying dataset can use different transforms. ``batch_transform`` is the same
+    transform for a uint8 batch ``(B, C, H, W)`` (:func:`tlcourse.data.batched.batch_preset`): when the base
+    holds its images in memory, a ``DataLoader`` then fetches a whole batch with one call of it
+    (``__getitems__``) instead of one call of ``transform`` per image. Setting another ``transform`` turns it off.
     """
 
     def __init__(
@@ -53,6 +56,7 @@ class SplitDataset(Dataset):
         classes: Sequence[str],
         transform: Callable | None = None,
         split: str = "",
+        batch_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         self.base = base
         self.indices = [int(i) for i in indices]
@@ -60,6 +64,8 @@ class SplitDataset(Dataset):
         self.classes = list(classes)
         self.transform = transform
         self.split = split
+        self.batch_transform = batch_transform
+        self._batched_for = transform  # the per-image transform that batch_transform stands for
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -70,10 +76,21 @@ class SplitDataset(Dataset):
             image = self.transform(image)
         return image, int(label)
 
+    def __getitems__(self, positions: Sequence[int]) -> list[tuple[Any, int]]:
+        """The images at ``positions``, transformed as one batch when that is possible (see the class)."""
+        base = self.base
+        batched = self.batch_transform is not None and self.transform is not None and self.transform is self._batched_for
+        if not (batched and isinstance(base, TensorImageDataset) and base.transform is None) or not positions:
+            return [self[p] for p in positions]
+        index = torch.as_tensor([self.indices[p] for p in positions], dtype=torch.long)
+        images = self.batch_transform(base.images[index])
+        return list(zip(images.unbind(0), base.targets[index].tolist()))
+
     def subset(self, positions: Sequence[int], split: str | None = None) -> SplitDataset:
         """A view of some of this split's images (``positions`` index into this split)."""
         view = SplitDataset.__new__(SplitDataset)
         view.base, view.classes, view.transform = self.base, self.classes, self.transform
+        view.batch_transform, view._batched_for = self.batch_transform, self._batched_for
         view.indices = [self.indices[p] for p in positions]
         view.targets = [self.targets[p] for p in positions]
         view.split = self.split if split is None else split

@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from tlcourse.core.config import data_root
+from tlcourse.data.batched import batch_preset
 from tlcourse.data.datasets import SplitDataset
 from tlcourse.data.fetch import dataset_available, ensure_available
 from tlcourse.data.registry import DatasetInfo, get_info
@@ -86,6 +87,7 @@ class DataBundle:
             batches = math.ceil(len(dataset) / loader.batch_size) if loader.batch_size else 0
             how = f"shuffled, seed {self.seed}, " if split == "train" else ""
             tf = self.train_transform_name if split == "train" else self.transform_name
+            tf += ", applied per batch" if getattr(dataset, "batch_transform", None) is not None else ""
             plural = "batch" if batches == 1 else "batches"
             lines.append(
                 f"  {split + ':':6} {len(dataset):,} images, {batches} {plural} of {loader.batch_size} "
@@ -98,6 +100,11 @@ class DataBundle:
 
     def __repr__(self) -> str:
         return self.summary()
+
+
+def _batched(transform: Transform, info: DatasetInfo) -> Callable | None:
+    """The batch version of a named preset for an in-memory dataset (None for callables and photo presets)."""
+    return batch_preset(transform, info) if isinstance(transform, str) and info.in_memory else None
 
 
 def _resolve(transform: Transform, info: DatasetInfo) -> tuple[Callable | None, str]:
@@ -148,10 +155,12 @@ def load(
     ensure_available(info.name, resolved_root, download=download)
 
     eval_tf, eval_tf_name = _resolve(transform, info)
+    eval_batched = _batched(transform, info)
     if train_transform is None:
-        train_tf, train_tf_name = eval_tf, eval_tf_name
+        train_tf, train_tf_name, train_batched = eval_tf, eval_tf_name, eval_batched
     else:
         train_tf, train_tf_name = _resolve(train_transform, info)
+        train_batched = _batched(train_transform, info)
 
     parts = build_parts(info, resolved_root)
     splits: dict[str, SplitDataset | None] = {}
@@ -159,8 +168,8 @@ def load(
         if part is None:
             splits[split] = None
             continue
-        tf = train_tf if split == "train" else eval_tf
-        dataset = SplitDataset(part.base, part.indices, part.targets, info.classes, tf, split)
+        tf, batched = (train_tf, train_batched) if split == "train" else (eval_tf, eval_batched)
+        dataset = SplitDataset(part.base, part.indices, part.targets, info.classes, tf, split, batched)
         n, subset_seed = (per_class, seed) if split == "train" else (eval_per_class, SPLIT_SEED)
         if n is not None:
             dataset = dataset.subset(per_class_indices(dataset.targets, n, subset_seed, info.classes))

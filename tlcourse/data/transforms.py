@@ -24,13 +24,15 @@ PRESETS: dict[str, str] = {
 
 _NEEDS_DATASET = {"normalize", "augment", "lenet", "lenet_augment", "default"}
 _GREY_WEIGHTS = (0.299, 0.587, 0.114)
+#: the random affine of the digit presets: degrees, translation (fraction of the side), scale range
+AFFINE = {"degrees": 10, "translate": (0.1, 0.1), "scale": (0.9, 1.1)}
 
 
 def _to_float() -> list[Callable]:
     return [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
 
 
-def _grey_stats(info: DatasetInfo) -> tuple[tuple[float], tuple[float]]:
+def grey_stats(info: DatasetInfo) -> tuple[tuple[float], tuple[float]]:
     """Mean/std for one channel (luminance-weighted approximation for colour datasets)."""
     if info.channels == 1:
         return (info.mean[0],), (info.std[0],)
@@ -39,25 +41,31 @@ def _grey_stats(info: DatasetInfo) -> tuple[tuple[float], tuple[float]]:
     return (round(mean, 4),), (round(std, 4),)
 
 
+def lenet_resize(info: DatasetInfo) -> list[Callable]:
+    """The lenet presets' step to 32x32: pad 28x28 images by 2, resize any other size (none for 32x32)."""
+    _, height, width = info.image_shape
+    if not info.variable_size and height == width == 28:
+        return [v2.Pad(2)]
+    if info.variable_size or (height, width) != (32, 32):
+        return [v2.Resize((32, 32))]
+    return []
+
+
 def _lenet(info: DatasetInfo, augment: bool) -> list[Callable]:
     steps: list[Callable] = [v2.ToImage()]
     if info.channels != 1:
         steps.append(v2.Grayscale(num_output_channels=1))
     if augment:
-        steps.append(v2.RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.9, 1.1)))
-    _, height, width = info.image_shape
-    if not info.variable_size and height == width == 28:
-        steps.append(v2.Pad(2))
-    elif info.variable_size or (height, width) != (32, 32):
-        steps.append(v2.Resize((32, 32)))
-    mean, std = _grey_stats(info)
+        steps.append(v2.RandomAffine(**AFFINE))
+    steps += lenet_resize(info)
+    mean, std = grey_stats(info)
     return steps + [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
 
 
 def _augment(info: DatasetInfo) -> list[Callable]:
     steps: list[Callable] = [v2.ToImage()]
     if info.channels == 1:
-        steps.append(v2.RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.9, 1.1)))
+        steps.append(v2.RandomAffine(**AFFINE))
     elif info.variable_size:
         steps += [v2.RandomResizedCrop(info.image_shape[1:]), v2.RandomHorizontalFlip()]
     else:

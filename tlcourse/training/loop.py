@@ -226,7 +226,7 @@ def fit(
     scheduler_interval: str | None = None,
     device: str | torch.device = "auto",
     amp: bool = False,
-    channels_last: bool = False,
+    channels_last: bool | None = None,
     callbacks: Sequence[Callback] | Callback = (),
     grad_clip: float | None = None,
     progress: bool = True,
@@ -241,7 +241,8 @@ def fit(
       ReduceLROnPlateau steps on val_loss (train_loss without validation).
     * ``amp=True`` runs batches under ``torch.autocast`` on CUDA (bf16 where the GPU supports it,
       else fp16 with ``torch.amp.GradScaler``); elsewhere it is a no-op with a warning.
-      ``channels_last=True`` uses that memory format, CUDA only.
+      ``channels_last`` (None: on for the CPU, see :func:`~tlcourse.training.step.default_channels_last`)
+      puts 4-D batches and convolution weights in that memory format.
     * ``grad_clip`` clips the global gradient norm. Callbacks see every epoch (and every batch's
       loss, still on the device) and may stop training early.
 

@@ -17,29 +17,43 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["Precision", "TrainStep", "class_index"]
+__all__ = ["Precision", "TrainStep", "class_index", "default_channels_last"]
+
+
+def default_channels_last(device: torch.device) -> bool:
+    """Whether 4-D batches and convolution weights use the channels-last memory format by default.
+
+    On by default on the CPU, where oneDNN's convolutions run faster in it at the course's sizes (measured on
+    2 cores, training steps: LeNet 1.8x, GoogLeNet and MobileNet v1 1.5x, ResNet-20 to -56 1.06-1.35x, Lite0 at
+    112-160 px 1.5-1.6x; inference at 224 px 1.3-1.4x; ``benchmarks/channels_last.py``). Off elsewhere unless
+    asked for (``channels_last=True``): on a GPU it pays with mixed precision on tensor cores, which
+    ``benchmarks/gpu_check.sh`` measures.
+    """
+    return device.type == "cpu"
 
 
 @dataclass
 class Precision:
-    """How batches run on ``device``: autocast dtype (or None) and memory format."""
+    """How batches run on ``device``: autocast dtype (or None) and memory format (None: :func:`default_channels_last`)."""
 
     device: torch.device
     amp_dtype: torch.dtype | None = None
-    channels_last: bool = False
+    channels_last: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.channels_last is None:
+            self.channels_last = default_channels_last(self.device)
 
     @classmethod
-    def for_device(cls, device: torch.device, amp: bool = False, channels_last: bool = False) -> Precision:
-        """Mixed precision (bf16 where supported, else fp16) and channels-last on CUDA only."""
-        if device.type != "cuda":
-            if amp:
-                warnings.warn(
-                    f"amp=True has no effect on {device.type}: mixed precision is used on CUDA only",
-                    stacklevel=3,
-                )
-            return cls(device)
+    def for_device(cls, device: torch.device, amp: bool = False, channels_last: bool | None = None) -> Precision:
+        """Mixed precision (bf16 where supported, else fp16) on CUDA only; channels-last as asked, else the default."""
         dtype = None
-        if amp:
+        if amp and device.type != "cuda":
+            warnings.warn(
+                f"amp=True has no effect on {device.type}: mixed precision is used on CUDA only",
+                stacklevel=3,
+            )
+        elif amp:
             dtype = torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
         return cls(device, dtype, channels_last)
 
@@ -51,17 +65,18 @@ class Precision:
 
     def batch(self, batch: Sequence[Any]) -> tuple[torch.Tensor, torch.Tensor]:
         """``(inputs, targets)`` of a batch, moved to the device without waiting for the copy."""
-        inputs, targets = batch[0], batch[1]
+        return self.inputs(batch[0]), batch[1].to(self.device, non_blocking=True)
+
+    def inputs(self, inputs: torch.Tensor) -> torch.Tensor:
+        """A batch of inputs on the device, 4-D ones in the memory format, without waiting for the copy."""
         if self.channels_last and inputs.dim() == 4:
-            inputs = inputs.to(self.device, non_blocking=True, memory_format=torch.channels_last)
-        else:
-            inputs = inputs.to(self.device, non_blocking=True)
-        return inputs, targets.to(self.device, non_blocking=True)
+            return inputs.to(self.device, non_blocking=True, memory_format=torch.channels_last)
+        return inputs.to(self.device, non_blocking=True)
 
     def prepare(self, model: nn.Module) -> nn.Module:
-        """Move ``model`` to the device (and memory format); returns it."""
+        """Move ``model`` to the device (and memory format: 4-D weights only, none if it has 5-D ones); returns it."""
         model.to(self.device)
-        if self.channels_last:
+        if self.channels_last and not any(p.dim() == 5 for p in model.parameters()):
             model.to(memory_format=torch.channels_last)
         return model
 
@@ -96,9 +111,10 @@ class TrainStep:
     grad_clip: float | None = None
 
     def __post_init__(self) -> None:
-        if self.precision is None:
+        if self.precision is None:  # the model's device, and its memory format as fit() would set it
             device = next(self.model.parameters()).device
             self.precision = Precision(device)
+            self.precision.prepare(self.model)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         fp16 = self.precision.amp_dtype == torch.float16
         self.scaler = torch.amp.GradScaler(self.precision.device.type) if fp16 else None

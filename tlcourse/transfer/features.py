@@ -21,16 +21,22 @@ from tlcourse.core.device import get_device, seeded
 from tlcourse.core.files import atomic_torch_save, load_cache
 from tlcourse.core.lookup import lookup
 from tlcourse.core.modes import inference_mode
+from tlcourse.data.fingerprint import loader_fingerprint, module_fingerprint
 from tlcourse.data.tensors import tensor_loader
 from tlcourse.training import History, fit
+from tlcourse.training.step import Precision
 from tlcourse.transfer.heads import head_name
 
-__all__ = ["Features", "extract_features", "feature_cache_key", "train_head"]
+__all__ = ["Features", "content_cache_key", "extract_features", "feature_cache_key", "train_head"]
 
 
 @dataclass
 class Features:
-    """Backbone features computed once: ``features`` (N, D) and ``targets`` (N,), on the CPU."""
+    """Backbone features computed once: ``features`` (N, D) and ``targets`` (N,), on the CPU.
+
+    ``seconds`` is how long computing them took, measured when they were computed (a cache keeps it);
+    ``from_disk`` says whether this call read them from a cache instead.
+    """
 
     features: torch.Tensor
     targets: torch.Tensor
@@ -72,7 +78,22 @@ def _read_features(path: Path) -> Features:
     features, targets = saved["features"], saved["targets"]
     if features.ndim != 2 or targets.ndim != 1 or len(features) != len(targets):
         raise ValueError(f"features {tuple(features.shape)} and targets {tuple(targets.shape)} do not pair up")
-    return Features(features, targets, 0.0, from_disk=True)
+    return Features(features, targets, float(saved.get("seconds", 0.0)), from_disk=True)
+
+
+def content_cache_key(model: nn.Module, loader: Iterable[Any], layer: str, device: torch.device) -> str | None:
+    """The cache key of ``model``'s features at ``layer`` over ``loader``, from their content; None if unknowable.
+
+    The network's weights and buffers (except ``layer``'s own: the features are its input), the layer, and the
+    loader's images (pixels, or files and transform) in order (:mod:`tlcourse.data.fingerprint`): another lesson
+    or a rerun that extracts the same features finds them, whatever head the network carries, and any change
+    to the other weights, the images or the transform computes fresh ones. The device type and torch's version
+    are part of the key too (a GPU's convolutions round differently, and its ``seconds`` are not this CPU's).
+    """
+    data = loader_fingerprint(loader)
+    if data is None:
+        return None
+    return feature_cache_key("content", module_fingerprint(model, skip=layer), layer, data, device.type, torch.__version__)
 
 
 def extract_features(
@@ -83,6 +104,7 @@ def extract_features(
     device: str | torch.device = "auto",
     cache_key: str | None = None,
     cache_file: str | os.PathLike[str] | None = None,
+    cache: bool = False,
 ) -> Features:
     """Run ``model`` once over ``loader`` in eval mode under ``no_grad`` and keep the input of its head.
 
@@ -90,30 +112,37 @@ def extract_features(
     classifier, the pooled features its final linear layer sees. Only the features are kept.
     With ``cache_key`` (see :func:`feature_cache_key`) the result is saved under
     ``<cache>/features/<key>.pt`` (or ``cache_file``) and read back on the next call instead of
-    recomputed. Every layer's train/eval mode is restored afterwards.
+    recomputed. ``cache=True`` keys the cache by content instead (:func:`content_cache_key`): the same
+    weights over the same images, in any lesson or rerun, are computed once; a shuffled loader or one
+    whose dataset cannot be fingerprinted is computed without a cache. Every layer's train/eval mode is
+    restored afterwards.
     """
+    layer = layer or head_name(model)
+    dev = get_device(device)
+    if cache and cache_key is None and cache_file is None:
+        cache_key = content_cache_key(model, loader, layer, dev)
     path = _feature_cache_path(cache_key, cache_file) if (cache_key or cache_file) else None
     cached = load_cache(path, _read_features, what="feature cache") if path is not None else None
     if cached is not None:
         return cached
 
-    dev = get_device(device)
-    target = lookup(dict(model.named_modules()), layer or head_name(model), f"layer of {type(model).__name__}")
+    target = lookup(dict(model.named_modules()), layer, f"layer of {type(model).__name__}")
     captured: list[torch.Tensor] = []
     handle = target.register_forward_pre_hook(lambda m, args: captured.append(torch.flatten(args[0], 1).float().cpu()))
-    model.to(dev)
+    precision = Precision(dev)  # channels-last on the CPU, as in fit and evaluate
+    precision.prepare(model)
     targets = []
     start = time.perf_counter()
     try:
         with inference_mode(model):
             for batch in loader:  # (inputs, targets, ...) as everywhere in the course
-                model(batch[0].to(dev))
+                model(precision.inputs(batch[0]))
                 targets.append(torch.as_tensor(batch[1]).cpu())
     finally:
         handle.remove()
     features = Features(torch.cat(captured), torch.cat(targets).long(), time.perf_counter() - start)
     if path is not None:  # atomically: a run killed here leaves no truncated cache behind
-        atomic_torch_save({"features": features.features, "targets": features.targets}, path)
+        atomic_torch_save({"features": features.features, "targets": features.targets, "seconds": features.seconds}, path)
     return features
 
 
