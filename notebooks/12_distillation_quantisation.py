@@ -87,10 +87,9 @@ seed_everything(SEED)
 device = get_device(DEVICE)
 if SMOKE:
     TEACHER_EPOCHS = min(TEACHER_EPOCHS, 1)
-    STUDENT_STEPS = min(STUDENT_STEPS, 60)
+    STUDENT_STEPS = min(STUDENT_STEPS, 100)
     SEEDS = min(SEEDS, 2)
     ALL_LABELS_ARMS = False
-    CALIBRATION_BATCHES = min(CALIBRATION_BATCHES, 2)
     LATENCY_REPEATS = min(LATENCY_REPEATS, 6)
 print("device:", describe_device(device))
 
