@@ -78,13 +78,16 @@ class SplitDataset(Dataset):
 
     def __getitems__(self, positions: Sequence[int]) -> list[tuple[Any, int]]:
         """The images at ``positions``, transformed as one batch when that is possible (see the class)."""
-        base = self.base
-        batched = self.batch_transform is not None and self.transform is not None and self.transform is self._batched_for
-        if not (batched and isinstance(base, TensorImageDataset) and base.transform is None) or not positions:
+        if not positions or not self._batches_in_memory():
             return [self[p] for p in positions]
         index = torch.as_tensor([self.indices[p] for p in positions], dtype=torch.long)
-        images = self.batch_transform(base.images[index])
-        return list(zip(images.unbind(0), base.targets[index].tolist()))
+        images = self.batch_transform(self.base.images[index])
+        return list(zip(images.unbind(0), self.base.targets[index].tolist()))
+
+    def _batches_in_memory(self) -> bool:
+        """Whether ``batch_transform`` still stands for ``transform`` and the base holds raw images in memory."""
+        current = self.batch_transform is not None and self.transform is not None and self.transform is self._batched_for
+        return current and isinstance(self.base, TensorImageDataset) and self.base.transform is None
 
     def subset(self, positions: Sequence[int], split: str | None = None) -> SplitDataset:
         """A view of some of this split's images (``positions`` index into this split)."""

@@ -116,16 +116,11 @@ def dataset_fingerprint(dataset: Dataset) -> str | None:
 
 
 def loader_fingerprint(loader: Any) -> str | None:
-    """A digest of the batches a ``DataLoader`` yields, or None (a shuffled or custom loader, an unknown dataset)."""
+    """The fingerprint of the images a ``DataLoader`` yields, in order, or None (a shuffled or custom loader, an unknown dataset)."""
     if not isinstance(loader, DataLoader) or not isinstance(loader.sampler, SequentialSampler):
         return None
     if loader.drop_last or type(loader.batch_sampler) is not BatchSampler:
         return None
     if loader.collate_fn is not torch.utils.data.default_collate:
         return None
-    dataset = dataset_fingerprint(loader.dataset)
-    if dataset is None:
-        return None
-    digest = _hasher()
-    digest.update(dataset.encode())
-    return digest.hexdigest()[:DIGEST_CHARS]
+    return dataset_fingerprint(loader.dataset)
