@@ -41,7 +41,7 @@ SEED = 0
 DEVICE = "auto"
 RESULTS_PATH = None
 DATASET = "auto"  # "fashion_mnist" or "cifar10" when online, "mnist5k" bundled offline, or "auto"
-EPOCHS = None  # None means 8 on mnist5k and 5 on the full datasets, 3 in smoke mode
+EPOCHS = None  # None means 6 on mnist5k and 5 on the full datasets, 3 in smoke mode
 WIDTH = None  # fraction of the paper's filters, None means 0.25 and 0.125 in smoke mode
 TRAIN_PER_CLASS = None  # None means every training image, 40 per class in smoke mode
 FACTOR_CHANNELS = 64  # channels in and out of the factorised convolutions compared below
@@ -198,7 +198,7 @@ print(f"full torchvision GoogLeNet: {count_parameters(tv_googlenet):,} parameter
 # "auto": Fashion-MNIST when it is available, else the bundled mnist5k digits (`data.load_small_images??`)
 bundle = data.load_small_images(DATASET, smoke=SMOKE, seed=SEED, per_class=TRAIN_PER_CLASS)
 DATASET, in_channels = bundle.name, bundle.info.channels
-EPOCHS = 3 if SMOKE else (EPOCHS or (8 if DATASET == "mnist5k" else 5))
+EPOCHS = 3 if SMOKE else (EPOCHS or (6 if DATASET == "mnist5k" else 5))
 WIDTH = WIDTH or (0.125 if SMOKE else 0.25)
 print(bundle.note)
 print(f"this run: {len(bundle.train)} train / {len(bundle.val)} val / {len(bundle.test)} test images of "

@@ -48,7 +48,7 @@ DEGRADATION_DATASET = None  # data of the degradation experiment; None: DATASET,
 STEPS = None  # training budget of each network in the degradation experiment; None: 150, smoke 60
 BATCH_SIZE = 64
 SMALL_DEPTH = None  # the small ResNet trained at the end; None: 20, smoke 8
-EPOCHS = None  # None: 5, smoke 2
+EPOCHS = None  # None: 4, smoke 2
 
 # %%
 import inspect
@@ -78,7 +78,7 @@ print("device:", describe_device(device))
 DEPTHS = tuple(DEPTHS or ((8, 20) if SMOKE else (8, 20, 44)))
 STEPS = STEPS or (60 if SMOKE else 150)
 SMALL_DEPTH = SMALL_DEPTH or (8 if SMOKE else 20)
-EPOCHS = EPOCHS or (2 if SMOKE else 5)
+EPOCHS = EPOCHS or (2 if SMOKE else 4)
 
 
 # %% [markdown]

@@ -89,7 +89,7 @@ from tlcourse.models.efficientnet import (
 from tlcourse.models.mobilenet import ConvBNAct, DepthwiseSeparableConv, MBConv, MobileNetV3Block
 from tlcourse.models.mobilenet_v1 import mobilenet_v1
 from tlcourse.transfer.backbones import load_backbone
-from tlcourse.transfer.features import extract_features, train_head
+from tlcourse.transfer.features import Features, extract_features, train_head
 
 lesson_start = time.perf_counter()
 seed_everything(SEED)
@@ -655,18 +655,26 @@ show_images(images[shown], to_imagenet[targets[shown]], imagenet_names,
 # ImageNet accuracy grows with φ; does the accuracy of a *transferred* network grow too, and is it worth the
 # FLOPs? We use Lite0, Lite1 and Lite2 with their ImageNet weights as frozen feature extractors on ants vs bees,
 # as in lessons 07 and 09: each backbone sees the photos at its own resolution (`load_backbone(name)` gives the
-# transform), `extract_features` caches the 1,280 features of every image once, and `train_head` trains a linear
+# transform), `extract_features` computes the 1,280 features of every image once, and `train_head` trains a linear
 # head on them, `HEAD_SEEDS` times with different seeds (initial weights and shuffling), so that we see the spread.
+# The photos are decoded into tensors first and `cache=True` keeps their features in the course cache, keyed by
+# the weights and the pixels: lessons 07 and 09 ask for the same features and read them back instead of
+# recomputing them.
 
 # %%
+def photo_features(model: nn.Module, split: torch.utils.data.Dataset) -> Features:
+    """The features of every photo of ``split``, in order, from the course cache when an earlier run computed them."""
+    images, targets = data.dataset_tensors(split)
+    return extract_features(model, data.tensor_loader(images, targets), device=device, cache=True)
+
+
 transfer_rows, per_image, val_targets_of = [], {}, {}
 for name in TRANSFER_LITES:
     backbone = load_backbone(name)
     variant = name.removeprefix("efficientnet_")
     native = data.load("hymenoptera", transform=backbone.transform, per_class=TRANSFER_TRAIN_PER_CLASS,
                        eval_per_class=EVAL_PER_CLASS, batch_size=32, seed=SEED)
-    train_features = extract_features(backbone.model, native.train_loader, device=device)
-    val_features = extract_features(backbone.model, native.val_loader, device=device)
+    train_features, val_features = (photo_features(backbone.model, split) for split in (native.train, native.val))
     accuracies, correct = [], []
     for seed in range(SEED, SEED + HEAD_SEEDS):
         head, head_history = train_head(train_features, val_features, len(native.classes), epochs=HEAD_EPOCHS,

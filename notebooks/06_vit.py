@@ -41,7 +41,7 @@ DEVICE = "auto"
 RESULTS_PATH = None
 DATASET = "auto"  # "fashion_mnist" or "cifar10" (when downloaded), "mnist5k" (bundled, offline), or "auto"
 SIZES = None  # training images per class; None: (20, 100, 350), smoke: (10, 50)
-STEPS = None  # optimizer steps per training run, the same for every size and both models; None: 300 (smoke 100)
+STEPS = None  # optimizer steps per training run, the same for every size and both models; None: 240 (smoke 100)
 BATCH_SIZE = None  # None: 64 (smoke 16)
 LR = 2e-3
 
@@ -91,7 +91,7 @@ print("device:", describe_device(device))
 if DATASET == "auto":
     DATASET = next((name for name in ("fashion_mnist", "cifar10") if data.dataset_available(name)), "mnist5k")
 SIZES = tuple(SIZES or ((10, 50) if SMOKE else (20, 100, 350)))
-STEPS = STEPS or (100 if SMOKE else 300)
+STEPS = STEPS or (100 if SMOKE else 240)
 BATCH_SIZE = BATCH_SIZE or (16 if SMOKE else 64)
 EVAL_PER_CLASS = 20 if SMOKE else None
 

@@ -167,8 +167,9 @@ show_images(val_images[shown], val_targets[shown], bundle.classes, mean=LITE_MEA
 # them in the course's cache folder and reads them back the next time, keyed by their *content*: the
 # network's weights (all but the head's, which the features do not depend on), the layer and the images'
 # pixels (`tlcourse.data.fingerprint`). Changing any of them computes fresh features; lessons 08 and 09, which
-# extract the same features of the same photos, read yours. We time both calls. On a second run of this
-# lesson the first call finds them on disk too (`from_disk`), and `seconds` keeps what computing them took.
+# extract the same features of the same photos, read yours. We time both calls. If lesson 05 (which compares
+# Lite0 with Lite1 and Lite2 on these photos) or an earlier run of this lesson computed them already, the
+# first call finds them on disk too (`from_disk`), and `seconds` keeps what computing them took.
 
 # %%
 train_features = extract_features(model, data.tensor_loader(train_images, train_targets), device=device, cache=True)

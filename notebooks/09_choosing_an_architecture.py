@@ -203,7 +203,7 @@ def add_row(label, arch, protocol, weights, model, size, history, feature_dim=No
 
 
 def feature_row(label, arch, weights, model, images_train, images_val, size):
-    # cache=True: keyed by content (weights and pixels), so features computed by lessons 07-08 or a rerun are reused
+    # cache=True: keyed by content (weights and pixels), so features computed by lessons 05 and 07 or a rerun are reused
     train_loader = data.tensor_loader(data.resize_images(images_train, size), train_targets)
     train = extract_features(model, train_loader, device=device, cache=True)
     val = extract_features(model, data.tensor_loader(data.resize_images(images_val, size), val_targets), device=device,

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import BatchSampler, DataLoader, SequentialSampler, TensorDataset
 from torchvision.datasets import ImageFolder
 from torchvision.transforms import v2
 
@@ -88,3 +88,20 @@ def test_extract_features_with_cache_true_is_computed_once_across_heads(tmp_path
     assert not changed.from_disk and not torch.equal(changed.features, first.features)
     shuffled = transfer.extract_features(_net(0), tensor_loader(images, labels, shuffle=True), device="cpu", cache=True)
     assert not shuffled.from_disk and len(list((tmp_path / "features").glob("*.pt"))) == 2  # computed, not cached
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_tensor_loader_indexes_whole_batches_like_a_row_loader(shuffle: bool) -> None:
+    images, labels = torch.randn(23, 2, 3, 3), torch.arange(23)
+    rows = DataLoader(TensorDataset(images, labels), batch_size=5, shuffle=shuffle,
+                      generator=torch.Generator().manual_seed(3) if shuffle else None)  # fmt: skip
+    indexed = tensor_loader(images, labels, batch_size=5, shuffle=shuffle, seed=3)
+    assert indexed.batch_size is None and len(indexed) == len(rows) == 5  # one fetch per batch, not per row
+    for _ in range(2):  # the same batches, epoch after epoch
+        for (x_rows, y_rows), (x_indexed, y_indexed) in zip(rows, indexed, strict=True):
+            assert torch.equal(x_rows, x_indexed) and torch.equal(y_rows, y_indexed)
+    # the same content key as the row loader's when in order, none when shuffled
+    expected = None if shuffle else loader_fingerprint(DataLoader(TensorDataset(images, labels), batch_size=5))
+    assert loader_fingerprint(indexed) == expected and (shuffle or expected is not None)
+    assert loader_fingerprint(DataLoader(TensorDataset(images, labels), sampler=BatchSampler(
+        SequentialSampler(range(23)), 5, drop_last=True), batch_size=None)) is None  # drops rows: no key

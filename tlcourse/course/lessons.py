@@ -154,6 +154,9 @@ def run_lesson(
                 progress_bar=progress,
                 execution_timeout=timeout,
                 kernel_manager_class=lesson_kernel_manager(sockets),
+                # the lesson's results are saved by its own cells: stopping its kernel at once instead of asking
+                # it to shut down (torch's teardown) saves about 1.5 s a lesson (measured side by side)
+                shutdown_kernel="immediate",
             )
     except Exception as exc:  # papermill raises PapermillExecutionError, kernels raise others
         error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"

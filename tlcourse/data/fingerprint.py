@@ -115,12 +115,23 @@ def dataset_fingerprint(dataset: Dataset) -> str | None:
     return None
 
 
+def _yields_in_order(loader: DataLoader) -> bool:
+    """Whether ``loader`` yields every item of its dataset once, in order, batched the standard way.
+
+    Either rows collated by ``default_collate`` (``DataLoader(dataset, batch_size)``), or a tensor dataset
+    indexed a batch at a time (:func:`tlcourse.data.tensor_loader`: a ``BatchSampler`` as the sampler).
+    """
+    if isinstance(loader.sampler, SequentialSampler):
+        collated = loader.collate_fn is torch.utils.data.default_collate
+        return collated and not loader.drop_last and type(loader.batch_sampler) is BatchSampler
+    sampler = loader.sampler
+    indexed = loader.batch_size is None and isinstance(loader.dataset, TensorDataset)
+    in_order = type(sampler) is BatchSampler and isinstance(sampler.sampler, SequentialSampler) and not sampler.drop_last
+    return indexed and in_order and loader.collate_fn is torch.utils.data.default_convert
+
+
 def loader_fingerprint(loader: Any) -> str | None:
     """The fingerprint of the images a ``DataLoader`` yields, in order, or None (a shuffled or custom loader, an unknown dataset)."""
-    if not isinstance(loader, DataLoader) or not isinstance(loader.sampler, SequentialSampler):
-        return None
-    if loader.drop_last or type(loader.batch_sampler) is not BatchSampler:
-        return None
-    if loader.collate_fn is not torch.utils.data.default_collate:
+    if not isinstance(loader, DataLoader) or not _yields_in_order(loader):
         return None
     return dataset_fingerprint(loader.dataset)

@@ -20,6 +20,7 @@ from tlcourse.core.device import get_device
 from tlcourse.core.lookup import check_name
 from tlcourse.core.modes import inference_mode
 from tlcourse.data.splits import per_class_indices
+from tlcourse.training.step import Precision
 from tlcourse.transfer.features import Features, train_head
 
 __all__ = ["linear_probe", "pooled_stage_features", "standardized"]
@@ -30,7 +31,8 @@ def pooled_stage_features(
 ) -> dict[str, Features]:
     """For each of ``layers`` (names from ``model.named_modules()``), its output globally average-pooled, (N, C).
 
-    One pass in eval mode under ``no_grad``; ``seconds`` of each result is the time of that whole pass.
+    One pass in eval mode under ``no_grad`` (channels-last on the CPU, as in ``fit``); ``seconds`` of each result
+    is the time of that whole pass.
     """
     modules = dict(model.named_modules())
     for name in layers:
@@ -41,14 +43,14 @@ def pooled_stage_features(
         return lambda _m, _inputs, output: pooled[name].append(output.float().mean(dim=(2, 3)).cpu())
 
     handles = [modules[name].register_forward_hook(keep(name)) for name in layers]
-    dev = get_device(device)
-    model.to(dev)
+    precision = Precision(get_device(device))  # channels-last on the CPU, as in fit and extract_features
+    precision.prepare(model)
     targets = []
     start = time.perf_counter()
     try:
         with inference_mode(model):
             for batch in loader:
-                model(batch[0].to(dev))
+                model(precision.inputs(batch[0]))
                 targets.append(torch.as_tensor(batch[1]).cpu())
     finally:
         for handle in handles:
