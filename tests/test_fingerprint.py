@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 from torch import nn
-from torch.utils.data import BatchSampler, DataLoader, SequentialSampler, TensorDataset
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
 from torchvision.datasets import ImageFolder
 from torchvision.transforms import v2
 
@@ -103,5 +103,14 @@ def test_tensor_loader_indexes_whole_batches_like_a_row_loader(shuffle: bool) ->
     # the same content key as the row loader's when in order, none when shuffled
     expected = None if shuffle else loader_fingerprint(DataLoader(TensorDataset(images, labels), batch_size=5))
     assert loader_fingerprint(indexed) == expected and (shuffle or expected is not None)
-    assert loader_fingerprint(DataLoader(TensorDataset(images, labels), sampler=BatchSampler(
-        SequentialSampler(range(23)), 5, drop_last=True), batch_size=None)) is None  # drops rows: no key
+    dataset = TensorDataset(images, labels)
+    no_key = {  # loaders that skip, drop or reorder rows
+        "drops the last rows": DataLoader(dataset, sampler=BatchSampler(SequentialSampler(range(23)), 5, drop_last=True),
+                                          batch_size=None),
+        "reads only the first rows": DataLoader(dataset, sampler=BatchSampler(SequentialSampler(range(20)), 5, False),
+                                                batch_size=None),
+        "batch sampler shuffles": DataLoader(dataset, batch_sampler=BatchSampler(RandomSampler(dataset), 5, False)),
+        "batch sampler drops rows": DataLoader(dataset, batch_sampler=BatchSampler(SequentialSampler(dataset), 5, True)),
+        "sampler over fewer rows": DataLoader(dataset, batch_size=5, sampler=SequentialSampler(range(20))),
+    }
+    assert {what: loader_fingerprint(loader) for what, loader in no_key.items()} == dict.fromkeys(no_key)

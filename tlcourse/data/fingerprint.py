@@ -121,13 +121,19 @@ def _yields_in_order(loader: DataLoader) -> bool:
     Either rows collated by ``default_collate`` (``DataLoader(dataset, batch_size)``), or a tensor dataset
     indexed a batch at a time (:func:`tlcourse.data.tensor_loader`: a ``BatchSampler`` as the sampler).
     """
-    if isinstance(loader.sampler, SequentialSampler):
-        collated = loader.collate_fn is torch.utils.data.default_collate
-        return collated and not loader.drop_last and type(loader.batch_sampler) is BatchSampler
+    if _every_row_in_order(loader.sampler, loader.dataset):
+        batches = loader.batch_sampler  # a batch_sampler passed in replaces the sampler: it must be built on it
+        built_on_sampler = type(batches) is BatchSampler and batches.sampler is loader.sampler and not batches.drop_last
+        return built_on_sampler and loader.collate_fn is torch.utils.data.default_collate
     sampler = loader.sampler
     indexed = loader.batch_size is None and isinstance(loader.dataset, TensorDataset)
-    in_order = type(sampler) is BatchSampler and isinstance(sampler.sampler, SequentialSampler) and not sampler.drop_last
-    return indexed and in_order and loader.collate_fn is torch.utils.data.default_convert
+    in_order = type(sampler) is BatchSampler and _every_row_in_order(sampler.sampler, loader.dataset)
+    return indexed and in_order and not sampler.drop_last and loader.collate_fn is torch.utils.data.default_convert
+
+
+def _every_row_in_order(sampler: object, dataset: Dataset) -> bool:
+    """A ``SequentialSampler`` over all of ``dataset`` (not over the first rows only)."""
+    return isinstance(sampler, SequentialSampler) and len(sampler.data_source) == len(dataset)
 
 
 def loader_fingerprint(loader: Any) -> str | None:
