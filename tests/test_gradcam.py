@@ -146,10 +146,14 @@ def test_plot_heatmaps_draws_one_panel_per_image() -> None:
 
 
 def test_pooled_stage_features_match_extract_features() -> None:
-    model = _small_cnn()
+    model = _small_cnn().train()
     images, targets = torch.randn(10, 3, 16, 16), torch.arange(10) % 3
     loader = data.tensor_loader(images, targets, batch_size=4)
     pooled = pooled_stage_features(model, loader, ["features.2", "features.6"], device="cpu")
+    assert model.training and all(m.training for m in model.modules())  # eval for the pass only
+    with torch.no_grad():  # the same numbers as a plain contiguous forward pass
+        reference = model.eval().features[:3](images.contiguous()).mean(dim=(2, 3))
+    assert torch.allclose(pooled["features.2"].features, reference, atol=1e-5)
     assert pooled["features.2"].features.shape == (10, 8) and pooled["features.6"].features.shape == (10, 16)
     assert torch.equal(pooled["features.6"].targets, targets)
     classifier_input = extract_features(model, loader, layer="classifier", device="cpu")

@@ -9,19 +9,15 @@ own draw of labelled training images, and returns the accuracies on the test fea
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from tlcourse.core.device import get_device
 from tlcourse.core.lookup import check_name
-from tlcourse.core.modes import inference_mode
 from tlcourse.data.splits import per_class_indices
-from tlcourse.training.step import Precision
-from tlcourse.transfer.features import Features, train_head
+from tlcourse.transfer.features import Features, frozen_pass, train_head
 
 __all__ = ["linear_probe", "pooled_stage_features", "standardized"]
 
@@ -31,8 +27,8 @@ def pooled_stage_features(
 ) -> dict[str, Features]:
     """For each of ``layers`` (names from ``model.named_modules()``), its output globally average-pooled, (N, C).
 
-    One pass in eval mode under ``no_grad`` (channels-last on the CPU, as in ``fit``); ``seconds`` of each result
-    is the time of that whole pass.
+    One :func:`~tlcourse.transfer.features.frozen_pass` (eval mode, ``no_grad``, channels-last on the CPU as in
+    ``fit``); ``seconds`` of each result is the time of that whole pass.
     """
     modules = dict(model.named_modules())
     for name in layers:
@@ -43,20 +39,11 @@ def pooled_stage_features(
         return lambda _m, _inputs, output: pooled[name].append(output.float().mean(dim=(2, 3)).cpu())
 
     handles = [modules[name].register_forward_hook(keep(name)) for name in layers]
-    precision = Precision(get_device(device))  # channels-last on the CPU, as in fit and extract_features
-    precision.prepare(model)
-    targets = []
-    start = time.perf_counter()
     try:
-        with inference_mode(model):
-            for batch in loader:
-                model(precision.inputs(batch[0]))
-                targets.append(torch.as_tensor(batch[1]).cpu())
+        labels, seconds = frozen_pass(model, loader, device=device)
     finally:
         for handle in handles:
             handle.remove()
-    seconds = time.perf_counter() - start
-    labels = torch.cat(targets).long()
     return {name: Features(torch.cat(pooled[name]), labels, seconds) for name in layers}
 
 

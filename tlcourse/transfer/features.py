@@ -27,7 +27,7 @@ from tlcourse.training import History, fit
 from tlcourse.training.step import Precision
 from tlcourse.transfer.heads import head_name
 
-__all__ = ["Features", "content_cache_key", "extract_features", "feature_cache_key", "train_head"]
+__all__ = ["Features", "content_cache_key", "extract_features", "feature_cache_key", "frozen_pass", "train_head"]
 
 
 @dataclass
@@ -96,6 +96,25 @@ def content_cache_key(model: nn.Module, loader: Iterable[Any], layer: str, devic
     return feature_cache_key("content", module_fingerprint(model, skip=layer), layer, data, device.type, torch.__version__)
 
 
+def frozen_pass(
+    model: nn.Module, loader: Iterable[Any], *, device: str | torch.device = "auto"
+) -> tuple[torch.Tensor, float]:
+    """Run ``model`` once over ``loader`` in eval mode under ``no_grad``; the targets ``(N,)`` and the seconds it took.
+
+    What the pass computes is read by the caller's forward hooks. Batches are ``(inputs, targets, ...)`` as
+    everywhere in the course, in channels-last on the CPU as in ``fit``; every layer's mode is restored.
+    """
+    precision = Precision(get_device(device))
+    precision.prepare(model)
+    targets = []
+    start = time.perf_counter()
+    with inference_mode(model):
+        for batch in loader:
+            model(precision.inputs(batch[0]))
+            targets.append(torch.as_tensor(batch[1]).cpu())
+    return torch.cat(targets).long(), time.perf_counter() - start
+
+
 def extract_features(
     model: nn.Module,
     loader: Iterable[Any],
@@ -129,18 +148,11 @@ def extract_features(
     target = lookup(dict(model.named_modules()), layer, f"layer of {type(model).__name__}")
     captured: list[torch.Tensor] = []
     handle = target.register_forward_pre_hook(lambda m, args: captured.append(torch.flatten(args[0], 1).float().cpu()))
-    precision = Precision(dev)  # channels-last on the CPU, as in fit and evaluate
-    precision.prepare(model)
-    targets = []
-    start = time.perf_counter()
     try:
-        with inference_mode(model):
-            for batch in loader:  # (inputs, targets, ...) as everywhere in the course
-                model(precision.inputs(batch[0]))
-                targets.append(torch.as_tensor(batch[1]).cpu())
+        targets, seconds = frozen_pass(model, loader, device=dev)
     finally:
         handle.remove()
-    features = Features(torch.cat(captured), torch.cat(targets).long(), time.perf_counter() - start)
+    features = Features(torch.cat(captured), targets, seconds)
     if path is not None:  # atomically: a run killed here leaves no truncated cache behind
         atomic_torch_save({"features": features.features, "targets": features.targets, "seconds": features.seconds}, path)
     return features
